@@ -1,0 +1,169 @@
+/**
+ * Error classes. Errors look like Node's fs errors: `code` ('ETIME', 'EINVAL', …), a negative
+ * `errno`, `syscall` ('ioctl', 'open', 'poll', …) and, for ioctls, the ioctl's name in `ioctl`.
+ * @module
+ */
+import { constants } from 'node:os';
+
+const PREFERRED = new Set(['EOPNOTSUPP', 'EAGAIN', 'EDEADLK']);
+
+/** errno number → code, from os.constants.errno (util.getSystemErrorName misses ETIME on Node 20). */
+const CODES: ReadonlyMap<number, string> = (() => {
+  const map = new Map<number, string>();
+  for (const [code, num] of Object.entries(constants.errno)) {
+    if (!map.has(num) || PREFERRED.has(code)) map.set(num, code);
+  }
+  return map;
+})();
+
+const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  EINTR: 'interrupted system call',
+  EIO: 'i/o error',
+  EBADF: 'bad file descriptor',
+  EAGAIN: 'resource temporarily unavailable',
+  ENOMEM: 'not enough memory',
+  EACCES: 'permission denied',
+  EFAULT: 'bad address',
+  EBUSY: 'resource busy or locked',
+  EEXIST: 'file already exists',
+  ENODEV: 'no such device',
+  EINVAL: 'invalid argument',
+  ENFILE: 'file table overflow',
+  EMFILE: 'too many open files',
+  ENOTTY: 'inappropriate ioctl for device',
+  ENOSPC: 'no space left on device',
+  ERANGE: 'result out of range',
+  ETIME: 'timer expired',
+  ETIMEDOUT: 'connection timed out',
+  EOPNOTSUPP: 'operation not supported',
+  ENOSYS: 'function not implemented',
+  EOVERFLOW: 'value too large for defined data type',
+};
+
+/** The code ('EINVAL') for a positive or negative errno number. */
+export function errnoCode(errno: number): string {
+  return CODES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+}
+
+/** The errno number for a code ('ETIME' → 62). */
+export function errnoNumber(code: string): number {
+  const n = (constants.errno as Record<string, number | undefined>)[code];
+  if (n === undefined) throw new Error(`unknown errno code ${code}`);
+  return n;
+}
+
+/** True for a kernel ioctl name such as DRM_IOCTL_SYNCOBJ_WAIT (as opposed to 'open', 'poll'). */
+function isIoctlName(name: string): boolean {
+  return /^[A-Z][A-Z0-9_]+$/.test(name);
+}
+
+/** Options for {@link ExplicitSyncError}. */
+export interface ExplicitSyncErrorOptions {
+  /** What the call was about: a path, a point, the object. Appended to the message. */
+  detail?: string;
+  /** Replaces the generated message. */
+  message?: string;
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error the library raises for a failed system call or kernel object state.
+ * `instanceof ExplicitSyncError` catches them all; branch on `code`.
+ */
+export class ExplicitSyncError extends Error {
+  /** 'ETIME', 'EINVAL', … */
+  readonly code: string;
+  /** Negative errno, as in Node's fs errors (-62 for ETIME). */
+  readonly errno: number;
+  /** 'ioctl' for ioctls, otherwise the system call ('open', 'poll', 'close', …). */
+  readonly syscall: string;
+  /** The ioctl's name ('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT') when syscall is 'ioctl'. */
+  readonly ioctl: string | undefined;
+  /** Path or other detail the call was about, when known. */
+  readonly path: string | undefined;
+
+  constructor(errno: number, call: string, options: ExplicitSyncErrorOptions = {}) {
+    const code = errnoCode(errno);
+    const ioctl = isIoctlName(call) ? call : undefined;
+    const detail = options.detail;
+    const message =
+      options.message ??
+      `${code}: ${DESCRIPTIONS[code] ?? 'system error'}, ${call}${detail !== undefined ? ` '${detail}'` : ''}`;
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = new.target.name;
+    this.code = code;
+    this.errno = -Math.abs(errno);
+    this.syscall = ioctl !== undefined ? 'ioctl' : call;
+    this.ioctl = ioctl;
+    this.path = detail;
+  }
+}
+
+/** A wait ran past its timeout or deadline (code 'ETIME'). */
+export class TimeoutError extends ExplicitSyncError {
+  /**
+   * For timeline waits: 'unsubmitted' when no fence for the point ever materialised (the peer never
+   * submitted it), 'unsignaled' when it was submitted but did not signal in time.
+   */
+  readonly reason: 'unsubmitted' | 'unsignaled' | undefined;
+
+  constructor(call: string, options: ExplicitSyncErrorOptions & { reason?: 'unsubmitted' | 'unsignaled' } = {}) {
+    super(errnoNumber('ETIME'), call, options);
+    this.reason = options.reason;
+  }
+}
+
+/** The object was closed (code 'EBADF'): used after close(), or closed while a wait was pending. */
+export class ClosedError extends ExplicitSyncError {
+  constructor(what: string, call = 'close') {
+    super(errnoNumber('EBADF'), call, { message: `EBADF: ${what} is closed` });
+  }
+}
+
+/**
+ * The running kernel or driver lacks a feature (code 'ENOTTY', 'EOPNOTSUPP', 'ENODEV' or 'EINVAL').
+ * `feature` names it and `since` says which Linux version added it.
+ */
+export class UnsupportedError extends ExplicitSyncError {
+  readonly feature: string;
+  readonly since: string | undefined;
+
+  constructor(errno: number, call: string, feature: string, since?: string, options: ExplicitSyncErrorOptions = {}) {
+    super(errno, call, {
+      ...options,
+      message:
+        options.message ??
+        `${errnoCode(errno)}: ${feature} is not supported here${since !== undefined ? ` (needs Linux ≥ ${since})` : ''}, ${call}`,
+    });
+    this.feature = feature;
+    this.since = since;
+  }
+}
+
+/** No DRM device fits the request (code 'ENODEV'); `found` lists what was there. */
+export class NoDeviceError extends ExplicitSyncError {
+  readonly found: readonly string[];
+
+  constructor(message: string, found: readonly string[]) {
+    super(errnoNumber('ENODEV'), 'open', { message });
+    this.found = found;
+  }
+}
+
+/** A wait was cancelled through its AbortSignal. Same shape as Node's own AbortError. */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** Builds the error for a failed native call; installed into the addon by lib/native.ts. */
+export function errorFromNative(errno: number, call: string, detail?: string): ExplicitSyncError {
+  if (errno === errnoNumber('ETIME')) return new TimeoutError(call, detail !== undefined ? { detail } : {});
+  return new ExplicitSyncError(errno, call, detail !== undefined ? { detail } : {});
+}

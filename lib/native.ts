@@ -1,0 +1,71 @@
+/**
+ * The one place the addon is loaded. Each kernel object family declares the native functions it
+ * uses in its own interface and reads them through {@link nativeFamily}.
+ * @module
+ * @internal
+ */
+import bindings = require('bindings');
+import { errorFromNative } from './errors';
+
+/** fstat(2) subset. */
+export interface NativeStat {
+  mode: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  size: number;
+}
+
+/** A uv_poll_t on the env's loop (native/fd_watcher.cc). Never closes the fd. */
+export interface NativeFdWatcher {
+  start(events: number): void;
+  stop(): void;
+  setRef(ref: boolean): void;
+  close(): void;
+}
+
+/** Functions every family may use (native/util.cc, native/device.cc, native/fd_watcher.cc). */
+export interface NativeCore {
+  setErrorFactory(factory: (errno: number, call: string, detail?: string) => Error): void;
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  dup(fd: number): number;
+  fstat(fd: number): NativeStat;
+  pollIn(fd: number, timeoutMs: number): boolean;
+  drmVersion(fd: number): { major: number; minor: number; patchlevel: number; name: string; date: string; desc: string };
+  drmGetCap(fd: number, capability: number): bigint;
+  drmSetClientCap(fd: number, capability: number, value: number): void;
+  DRM_CAP: { DUMB_BUFFER: number; PRIME: number; SYNCOBJ: number; SYNCOBJ_TIMELINE: number };
+  FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => NativeFdWatcher;
+  POLL: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
+}
+
+function load(): unknown {
+  try {
+    return bindings('explicit_sync');
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      [
+        'explicit-sync: could not load its native addon (build/Release/explicit_sync.node).',
+        `Cause: ${reason}`,
+        'Possible fixes:',
+        '- run `npm install` (or `npx node-gyp rebuild` in the package folder) to build it;',
+        '- it needs Linux, Node.js >= 20.19, python3, make and a C++17 compiler (g++ or clang++);',
+        '- after upgrading Node.js, rebuild: `npm rebuild explicit-sync`.',
+      ].join('\n'),
+      { cause: err },
+    );
+  }
+}
+
+const binding = load();
+
+/** Core native functions. */
+export const native = binding as NativeCore;
+
+native.setErrorFactory(errorFromNative);
+
+/** The binding, typed with a family's own interface of native functions. */
+export function nativeFamily<T>(): T {
+  return binding as T;
+}

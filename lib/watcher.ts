@@ -1,0 +1,167 @@
+/**
+ * Async waits on fd readiness, on Node's event loop, with no thread blocked.
+ *
+ * An {@link FdWaitQueue} owns one native FdWatcher (uv_poll) for one fd and multiplexes any number
+ * of waits onto it, each with its own timeout, AbortSignal and ref flag. Readiness is a hint:
+ * before resolving, the queue confirms with the owner's zero-timeout `check()`.
+ * @module
+ */
+import { AbortError, ClosedError, ExplicitSyncError } from './errors';
+import { native, NativeFdWatcher } from './native';
+
+/** Options every async wait accepts. */
+export interface WaitOptions {
+  /** Reject with TimeoutError after this many milliseconds (default: no timeout). */
+  timeoutMs?: number;
+  /** Cancel the wait: it rejects with an AbortError whose `cause` is `signal.reason`. */
+  signal?: AbortSignal;
+  /**
+   * Whether the pending wait keeps the process alive, like a timer (default true).
+   * With `ref: false` the process may exit while the wait is pending.
+   */
+  ref?: boolean;
+}
+
+/** What a queue needs to know about each wait. */
+export interface QueueWaitOptions {
+  timeoutMs: number | undefined;
+  signal: AbortSignal | undefined;
+  ref: boolean;
+  /** Builds the rejection when the timeout passes. */
+  onTimeout: () => Error;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+  ref: boolean;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  /** Call site, for async rejections' stacks. */
+  site: { stack?: string };
+}
+
+/** Rewrites an async rejection's stack to the wait() call site (as Node's fs promises do). */
+function withSite(err: Error, site: { stack?: string }): Error {
+  if (site.stack !== undefined) {
+    const frames = site.stack.slice(site.stack.indexOf('\n'));
+    err.stack = `${err.name}: ${err.message}${frames}`;
+  }
+  return err;
+}
+
+/** The AbortError for an aborted signal, in Node's shape. */
+export function abortError(signal: AbortSignal): AbortError {
+  return new AbortError(undefined, { cause: signal.reason });
+}
+
+/**
+ * Waits on one fd. `check()` returns true once the condition holds (it may throw to fail every
+ * pending wait). The queue never closes the fd: its owner calls {@link close} first, then closes it.
+ */
+export class FdWaitQueue {
+  readonly #fd: number;
+  readonly #check: () => boolean;
+  readonly #waiters = new Set<Waiter>();
+  #watcher: NativeFdWatcher | null = null;
+  #refCount = 0;
+  #closed = false;
+
+  constructor(fd: number, check: () => boolean) {
+    this.#fd = fd;
+    this.#check = check;
+  }
+
+  /** Number of pending waits. */
+  get pending(): number {
+    return this.#waiters.size;
+  }
+
+  /** Resolves once check() holds. Resolves without arming a watcher when it already does. */
+  wait(opts: QueueWaitOptions): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('wait queue'));
+    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    try {
+      if (this.#check()) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (opts.timeoutMs === 0) return Promise.reject(opts.onTimeout());
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, FdWaitQueue.prototype.wait);
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, ref: opts.ref, timer: undefined, signal: opts.signal, onAbort: undefined, site };
+      if (opts.timeoutMs !== undefined) {
+        const onTimeout = opts.onTimeout;
+        w.timer = setTimeout(() => this.#settle(w, withSite(onTimeout(), site)), opts.timeoutMs);
+        // The poll handle keeps the loop alive for ref'd waits; the timer never has to.
+        w.timer.unref();
+      }
+      if (opts.signal !== undefined) {
+        const signal = opts.signal;
+        w.onAbort = () => this.#settle(w, withSite(abortError(signal), site));
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.#add(w);
+    });
+  }
+
+  /** Rejects every pending wait with `err` and disarms. */
+  rejectAll(err: Error): void {
+    for (const w of [...this.#waiters]) this.#settle(w, withSite(err, w.site));
+  }
+
+  /** Rejects pending waits with ClosedError and frees the watcher. Call before closing the fd. */
+  close(what = 'object'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#waiters.size > 0) this.rejectAll(new ClosedError(what, 'wait'));
+    this.#watcher?.close();
+    this.#watcher = null;
+  }
+
+  #add(w: Waiter): void {
+    this.#waiters.add(w);
+    if (w.ref) this.#refCount++;
+    if (this.#watcher === null) {
+      this.#watcher = new native.FdWatcher(this.#fd, (status, events) => this.#onReady(status, events));
+    }
+    if (this.#waiters.size === 1) {
+      this.#watcher.start(native.POLL.READABLE);
+      this.#watcher.setRef(this.#refCount > 0);
+    } else if (w.ref && this.#refCount === 1) {
+      this.#watcher.setRef(true);
+    }
+  }
+
+  /** Removes one waiter and settles it: with `err`, or resolved when err is undefined. */
+  #settle(w: Waiter, err?: Error): void {
+    if (!this.#waiters.delete(w)) return;
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+    if (w.ref) this.#refCount--;
+    if (this.#watcher !== null) {
+      if (this.#waiters.size === 0) this.#watcher.stop();
+      else if (this.#refCount === 0) this.#watcher.setRef(false);
+    }
+    if (err === undefined) w.resolve();
+    else w.reject(err);
+  }
+
+  #onReady(status: number, _events: number): void {
+    if (status < 0) {
+      this.rejectAll(new ExplicitSyncError(-status, 'poll'));
+      return;
+    }
+    let ready: boolean;
+    try {
+      ready = this.#check();
+    } catch (err) {
+      this.rejectAll(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    if (!ready) return; // a spurious wakeup: keep waiting
+    for (const w of [...this.#waiters]) this.#settle(w);
+  }
+}

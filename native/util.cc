@@ -1,0 +1,167 @@
+// Argument readers, the errno throw, and the generic fd calls (open/close/dup/fstat) every family uses.
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cmath>
+
+namespace es {
+
+AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* detail) {
+  AddonData* data = GetAddonData(env);
+  if (data == nullptr || data->error_factory.IsEmpty()) {
+    Napi::Error e = Napi::Error::New(env, std::string(syscall) + " failed");
+    e.Set("errno", Napi::Number::New(env, -err));
+    e.Set("syscall", Napi::String::New(env, syscall));
+    throw e;
+  }
+  Napi::Value args[3] = {Napi::Number::New(env, err), Napi::String::New(env, syscall),
+                         detail ? Napi::String::New(env, detail) : env.Undefined()};
+  Napi::Value error = data->error_factory.Call({args[0], args[1], args[2]});
+  throw Napi::Error(env, error);
+}
+
+int Ioctl(int fd, unsigned long request, void* arg) {
+  int ret;
+  do {
+    ret = ioctl(fd, request, arg);
+  } while (ret == -1 && (errno == EINTR || errno == EAGAIN));
+  return ret == -1 ? errno : 0;
+}
+
+static std::string ArgName(size_t i) { return "argument " + std::to_string(i); }
+
+int ArgFd(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), ArgName(i) + " must be an fd (integer)");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 2147483647.0) || std::floor(d) != d)
+    throw Napi::RangeError::New(info.Env(), ArgName(i) + " must be an fd (0..2^31-1)");
+  return static_cast<int>(d);
+}
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), ArgName(i) + " must be a u32");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || std::floor(d) != d)
+    throw Napi::RangeError::New(info.Env(), ArgName(i) + " must be a u32");
+  return static_cast<uint32_t>(d);
+}
+
+int64_t ArgI64(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(info.Env(), ArgName(i) + " must fit in an i64");
+    return r;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(std::fabs(d) <= 9007199254740991.0) || std::floor(d) != d)
+      throw Napi::RangeError::New(info.Env(), ArgName(i) + " must be a safe integer");
+    return static_cast<int64_t>(d);
+  }
+  throw Napi::TypeError::New(info.Env(), ArgName(i) + " must be a bigint or number");
+}
+
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t r = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(info.Env(), ArgName(i) + " must be a u64");
+    return r;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d)
+      throw Napi::RangeError::New(info.Env(), ArgName(i) + " must be a safe non-negative integer");
+    return static_cast<uint64_t>(d);
+  }
+  throw Napi::TypeError::New(info.Env(), ArgName(i) + " must be a bigint or number");
+}
+
+std::string ArgString(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), ArgName(i) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+// setErrorFactory(fn: (errno, syscall, detail?) => Error): void
+static void SetErrorFactory(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "argument 0 must be a function");
+  GetAddonData(info.Env())->error_factory = Napi::Persistent(info[0].As<Napi::Function>());
+}
+
+// open(path: string, flags: number): fd — always O_CLOEXEC; the caller owns the fd.
+static Napi::Value Open(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0);
+  int flags = static_cast<int>(ArgU32(info, 1));
+  int fd;
+  do {
+    fd = open(path.c_str(), flags | O_CLOEXEC);
+  } while (fd == -1 && errno == EINTR);
+  if (fd == -1) ThrowErrno(info.Env(), errno, "open", path.c_str());
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// close(fd): void — the caller gives up ownership whatever the result (close(2) semantics).
+static void Close(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  if (close(fd) == -1 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
+}
+
+// dup(fd): fd — F_DUPFD_CLOEXEC; the caller owns the new fd.
+static Napi::Value Dup(const Napi::CallbackInfo& info) {
+  int fd = fcntl(ArgFd(info, 0), F_DUPFD_CLOEXEC, 3);
+  if (fd == -1) ThrowErrno(info.Env(), errno, "fcntl");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// fstat(fd): { mode, rdevMajor, rdevMinor, size } — enough to tell what kind of file an fd is.
+static Napi::Value Fstat(const Napi::CallbackInfo& info) {
+  struct stat st = {};
+  if (fstat(ArgFd(info, 0), &st) == -1) ThrowErrno(info.Env(), errno, "fstat");
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("mode", Napi::Number::New(info.Env(), st.st_mode));
+  o.Set("rdevMajor", Napi::Number::New(info.Env(), major(st.st_rdev)));
+  o.Set("rdevMinor", Napi::Number::New(info.Env(), minor(st.st_rdev)));
+  o.Set("size", Napi::Number::New(info.Env(), static_cast<double>(st.st_size)));
+  return o;
+}
+
+// pollIn(fd, timeoutMs): boolean — poll(2) for POLLIN; blocks up to timeoutMs (0 = just look, -1 = forever).
+// POLLERR/POLLNVAL → EINVAL, as libsync's sync_wait does.
+static Napi::Value PollIn(const Napi::CallbackInfo& info) {
+  struct pollfd p = {};
+  p.fd = ArgFd(info, 0);
+  p.events = POLLIN;
+  int timeout = static_cast<int>(ArgI64(info, 1));
+  int ret;
+  do {
+    ret = poll(&p, 1, timeout);
+  } while (ret == -1 && (errno == EINTR || errno == EAGAIN));
+  if (ret == -1) ThrowErrno(info.Env(), errno, "poll");
+  if (ret > 0 && (p.revents & (POLLERR | POLLNVAL))) ThrowErrno(info.Env(), EINVAL, "poll");
+  return Napi::Boolean::New(info.Env(), ret > 0 && (p.revents & POLLIN));
+}
+
+void InitUtil(Napi::Env env, Napi::Object exports) {
+  exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory, "setErrorFactory"));
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
+  exports.Set("pollIn", Napi::Function::New(env, PollIn, "pollIn"));
+}
+
+}  // namespace es

@@ -1,0 +1,55 @@
+// Shared helpers for every native file: argument readers, the errno-carrying throw, and a
+// retrying ioctl. Each .cc registers its own functions through an Init*(env, exports).
+#ifndef EXPLICIT_SYNC_UTIL_H_
+#define EXPLICIT_SYNC_UTIL_H_
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace es {
+
+struct WatcherRegistry;  // fd_watcher.cc
+
+// Per-env state (the addon is context-aware: one of these per main thread / worker).
+struct AddonData {
+  // JS function (errno: number, syscall: string, detail?: string) => Error, installed by lib/native.ts.
+  // Native code never formats user-facing error text itself; TypeScript owns the error classes.
+  Napi::FunctionReference error_factory;
+  // Open uv_poll handles of this env, closed by an async cleanup hook at teardown (fd_watcher.cc).
+  // The hook frees the registry once every handle is closed; AddonData outlives no handle.
+  WatcherRegistry* watchers = nullptr;
+};
+
+AddonData* GetAddonData(Napi::Env env);
+
+// Throws the JS error built by the installed factory for a positive errno. Never returns.
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* detail = nullptr);
+
+// ioctl(2) that retries on EINTR/EAGAIN (as libdrm's drmIoctl does). Returns 0 or a positive errno.
+// Callers that pass absolute timeouts make retries exact: nothing is recomputed.
+int Ioctl(int fd, unsigned long request, void* arg);
+
+// Argument readers: each throws a TypeError/RangeError naming the argument. TypeScript validates
+// user input first; these are the last guard so that no bad value reaches the kernel.
+int ArgFd(const Napi::CallbackInfo& info, size_t i);
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i);
+int64_t ArgI64(const Napi::CallbackInfo& info, size_t i);
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i);
+std::string ArgString(const Napi::CallbackInfo& info, size_t i);
+
+// u64 → JS BigInt.
+inline Napi::Value U64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+// Family initialisers, called once per env by addon.cc.
+void InitUtil(Napi::Env env, Napi::Object exports);
+void InitDevice(Napi::Env env, Napi::Object exports);
+void InitFdWatcher(Napi::Env env, Napi::Object exports);
+void InitSyncFile(Napi::Env env, Napi::Object exports);
+void InitDmaBuf(Napi::Env env, Napi::Object exports);
+void InitSyncobj(Napi::Env env, Napi::Object exports);
+
+}  // namespace es
+
+#endif  // EXPLICIT_SYNC_UTIL_H_
