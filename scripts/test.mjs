@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// `npm test`: build, run the host tests, run the kernel tests inside the VM (or directly where
+// this machine has /dev/dri), and end with one line of totals: "N passed, M failed".
+//
+//   node scripts/test.mjs [--host-only | --vm-only] [--no-build] [--direct]
+//
+// --direct runs the kernel tests on this machine's own /dev/dri instead of booting the VM (the
+// default when EXPLICIT_SYNC_IN_VM=1 or when /dev/dri exists and EXPLICIT_SYNC_FORCE_VM is unset).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
+
+function step(title) {
+  process.stderr.write(`\n== ${title}\n`);
+}
+
+function build() {
+  step('build');
+  const native = existsSync(join(root, 'build', 'Makefile')) ? ['build'] : ['rebuild'];
+  for (const [cmd, argv] of [
+    [process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), ...native]],
+    [process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']],
+    [process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json']],
+  ]) {
+    const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) {
+      console.log('build failed');
+      console.log('0 passed, 1 failed');
+      process.exit(1);
+    }
+  }
+}
+
+/** Runs a command, streaming its output, and returns { code, output }. */
+function run(cmd, argv, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let output = '';
+    const pipe = (stream, to) =>
+      stream.on('data', (chunk) => {
+        output += chunk;
+        to.write(chunk);
+      });
+    pipe(child.stdout, process.stdout);
+    pipe(child.stderr, process.stderr);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), output }));
+  });
+}
+
+/** mocha's own summary: "N passing", "M failing", "K pending". Null when mocha never got there. */
+export function parseMochaSummary(output) {
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const num = (re) => Number(re.exec(plain)?.[1] ?? 0);
+  if (!/^\s*\d+ passing/m.test(plain)) return null;
+  return { passed: num(/^\s*(\d+) passing/m), failed: num(/^\s*(\d+) failing/m), pending: num(/^\s*(\d+) pending/m) };
+}
+
+async function suite(title, cmd, argv, { skipsFail, env }) {
+  step(title);
+  const { code, output } = await run(cmd, argv, env);
+  const s = parseMochaSummary(output);
+  if (s === null) {
+    console.log(`${title}: no mocha summary (exit status ${code}): counted as one failure`);
+    return { passed: 0, failed: 1, skipped: 0 };
+  }
+  let failed = s.failed;
+  if (skipsFail && s.pending > 0) {
+    console.log(`${title}: ${s.pending} test(s) skipped where every kernel feature must be tested: counted as failures`);
+    failed += s.pending;
+  }
+  if (code !== 0 && failed === 0) failed = 1; // e.g. a hook failed, or the VM died after the summary
+  return { passed: s.passed, failed, skipped: skipsFail ? 0 : s.pending };
+}
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const add = (r) => {
+  totals.passed += r.passed;
+  totals.failed += r.failed;
+  totals.skipped += r.skipped;
+};
+
+if (!args.has('--no-build')) build();
+
+if (!args.has('--vm-only')) {
+  add(await suite('host tests', process.execPath, [mocha, 'dist-test/host/**/*.test.mjs'], { skipsFail: false }));
+}
+
+if (!args.has('--host-only')) {
+  const vmTests = [mocha, 'dist-test/vm/**/*.test.mjs'];
+  const direct =
+    args.has('--direct') ||
+    process.env.EXPLICIT_SYNC_IN_VM === '1' ||
+    (existsSync('/dev/dri') && process.env.EXPLICIT_SYNC_FORCE_VM === undefined);
+  if (direct) {
+    add(await suite('kernel tests (this machine\'s /dev/dri)', process.execPath, vmTests, { skipsFail: false }));
+  } else {
+    const cli = join(root, 'bin', 'explicit-sync.js');
+    add(
+      await suite('kernel tests (in the VM)', process.execPath, [cli, 'vm', '--', 'node', ...vmTests], {
+        skipsFail: true,
+      }),
+    );
+  }
+}
+
+console.log('');
+console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);
+process.exitCode = totals.failed > 0 ? 1 : 0;

@@ -1,0 +1,60 @@
+// Shared test helpers: fd accounting, typed rejection checks, device lookup.
+import { readdirSync, readlinkSync } from 'node:fs';
+import { expect } from 'chai';
+
+/** The open fds of this process, as "fd -> target". */
+export function openFds(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.push(`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`);
+    } catch {
+      // the fd readdir itself used, already closed
+    }
+  }
+  return out;
+}
+
+type Ctor<T> = abstract new (...args: never[]) => T;
+
+/** Awaits `p`, expects it to reject with an instance of `cls`, returns the error. */
+export async function shouldReject<T extends Error>(p: Promise<unknown>, cls: Ctor<T>): Promise<T> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(cls);
+    return err as T;
+  }
+  throw new Error(`expected a rejection with ${cls.name}, but it resolved`);
+}
+
+/** Calls `fn`, expects it to throw an instance of `cls`, returns the error. */
+export function shouldThrow<T extends Error>(fn: () => unknown, cls: Ctor<T>): T {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(cls);
+    return err as T;
+  }
+  throw new Error(`expected ${cls.name} to be thrown`);
+}
+
+/** Resolves after `ms` (unref'd timers would let mocha exit early: this one is ref'd). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether the promise settles within `ms` (without consuming its rejection). */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
