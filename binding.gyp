@@ -12,6 +12,8 @@
         "native/fd_watcher.cc",
         "native/sync_file.cc",
         "native/dma_buf.cc",
+        "native/vgem.cc",
+        "native/dma_heap.cc",
         "native/syncobj.cc"
       ],
       "dependencies": [

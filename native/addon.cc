@@ -11,6 +11,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFdWatcher(env, exports);
   InitSyncFile(env, exports);
   InitDmaBuf(env, exports);
+  InitVgem(env, exports);
+  InitDmaHeap(env, exports);
   InitSyncobj(env, exports);
   return exports;
 }

@@ -1,8 +1,116 @@
-// Placeholder: filled in by the sync_file family.
+// sync_file ioctls: SYNC_IOC_FILE_INFO, SYNC_IOC_MERGE, SYNC_IOC_SET_DEADLINE. Waits are not here:
+// a sync_file polls readable once signalled, so lib/sync-file.ts waits through the FdWatcher
+// (async) or util.cc's pollIn (blocking). lib/sync-file.ts owns every sync_file fd; these functions
+// borrow the fds they are given and never close them.
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <vector>
+
+#include "uapi/sync_file.h"
 #include "util.h"
 
 namespace es {
 
-void InitSyncFile(Napi::Env, Napi::Object) {}
+// A fixed-size, maybe unterminated kernel name field as a JS string.
+template <size_t N>
+static Napi::String Name(Napi::Env env, const char (&field)[N]) {
+  return Napi::String::New(env, field, strnlen(field, N));
+}
+
+// syncFileInfo(fd): { name, status, flags, fences: [{ timeline, driver, status, flags, timestampNs: bigint }] }
+// status: 0 active, 1 signaled, < 0 a negative errno. Two calls, as the uapi asks: the first (with
+// num_fences = 0) learns the count, the second fills a zeroed array of that many entries.
+static Napi::Value SyncFileInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  es_sync_file_info fi;
+  memset(&fi, 0, sizeof(fi));
+  int err = Ioctl(fd, ES_SYNC_IOC_FILE_INFO, &fi);
+  if (err) ThrowErrno(env, err, "SYNC_IOC_FILE_INFO");
+  // A sync_file's fences never change, so the count learnt above still holds.
+  std::vector<es_sync_fence_info> fences(fi.num_fences);
+  if (!fences.empty()) {
+    memset(fences.data(), 0, fences.size() * sizeof(es_sync_fence_info));
+    uint32_t count = fi.num_fences;
+    memset(&fi, 0, sizeof(fi));
+    fi.num_fences = count;
+    fi.sync_fence_info = reinterpret_cast<uintptr_t>(fences.data());
+    err = Ioctl(fd, ES_SYNC_IOC_FILE_INFO, &fi);
+    if (err) ThrowErrno(env, err, "SYNC_IOC_FILE_INFO");
+    fences.resize(std::min<size_t>(fences.size(), fi.num_fences));
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", Name(env, fi.name));
+  o.Set("status", Napi::Number::New(env, fi.status));
+  o.Set("flags", Napi::Number::New(env, fi.flags));
+  Napi::Array list = Napi::Array::New(env, fences.size());
+  for (size_t i = 0; i < fences.size(); i++) {
+    const es_sync_fence_info& f = fences[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("timeline", Name(env, f.obj_name));
+    e.Set("driver", Name(env, f.driver_name));
+    e.Set("status", Napi::Number::New(env, f.status));
+    e.Set("flags", Napi::Number::New(env, f.flags));
+    e.Set("timestampNs", U64(env, f.timestamp_ns));
+    list.Set(static_cast<uint32_t>(i), e);
+  }
+  o.Set("fences", list);
+  return o;
+}
+
+// syncFileMerge(fd, fd2, name: string): fd — a new sync_file (O_CLOEXEC) that signals when both
+// have; the caller owns it. fd and fd2 stay the caller's.
+static Napi::Value SyncFileMerge(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  es_sync_merge_data m;
+  memset(&m, 0, sizeof(m));
+  m.fd2 = ArgFd(info, 1);
+  m.fence = -1;
+  std::string name = ArgString(info, 2);
+  if (name.size() >= sizeof(m.name)) throw Napi::RangeError::New(env, "argument 2 must be shorter than 32 bytes");
+  memcpy(m.name, name.data(), name.size());
+  int err = Ioctl(fd, ES_SYNC_IOC_MERGE, &m);
+  if (err) ThrowErrno(env, err, "SYNC_IOC_MERGE");
+  return Napi::Number::New(env, m.fence);
+}
+
+// syncFileSetDeadline(fd, deadlineNs: bigint): void — absolute CLOCK_MONOTONIC (Linux >= 6.7).
+static void SyncFileSetDeadline(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  es_sync_set_deadline d;
+  memset(&d, 0, sizeof(d));
+  d.deadline_ns = ArgU64(info, 1);
+  int err = Ioctl(fd, ES_SYNC_IOC_SET_DEADLINE, &d);
+  if (err) ThrowErrno(info.Env(), err, "SYNC_IOC_SET_DEADLINE");
+}
+
+// syncFileProbeDeadline(fd): number — the errno of a SET_DEADLINE with a non-zero pad, which has no
+// effect: EINVAL where the kernel knows the ioctl, ENOTTY where it does not (before Linux 6.7).
+static Napi::Value SyncFileProbeDeadline(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  es_sync_set_deadline d;
+  memset(&d, 0, sizeof(d));
+  d.pad = 1;
+  return Napi::Number::New(info.Env(), Ioctl(fd, ES_SYNC_IOC_SET_DEADLINE, &d));
+}
+
+// clockMonotonicNs(): bigint — clock_gettime(CLOCK_MONOTONIC), the timebase of fence deadlines
+// and timestamps.
+static Napi::Value ClockMonotonicNs(const Napi::CallbackInfo& info) {
+  struct timespec ts = {};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return U64(info.Env(), static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec));
+}
+
+void InitSyncFile(Napi::Env env, Napi::Object exports) {
+  exports.Set("syncFileInfo", Napi::Function::New(env, SyncFileInfo, "syncFileInfo"));
+  exports.Set("syncFileMerge", Napi::Function::New(env, SyncFileMerge, "syncFileMerge"));
+  exports.Set("syncFileSetDeadline", Napi::Function::New(env, SyncFileSetDeadline, "syncFileSetDeadline"));
+  exports.Set("syncFileProbeDeadline", Napi::Function::New(env, SyncFileProbeDeadline, "syncFileProbeDeadline"));
+  exports.Set("clockMonotonicNs", Napi::Function::New(env, ClockMonotonicNs, "clockMonotonicNs"));
+}
 
 }  // namespace es

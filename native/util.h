@@ -48,6 +48,8 @@ void InitDevice(Napi::Env env, Napi::Object exports);
 void InitFdWatcher(Napi::Env env, Napi::Object exports);
 void InitSyncFile(Napi::Env env, Napi::Object exports);
 void InitDmaBuf(Napi::Env env, Napi::Object exports);
+void InitVgem(Napi::Env env, Napi::Object exports);
+void InitDmaHeap(Napi::Env env, Napi::Object exports);
 void InitSyncobj(Napi::Env env, Napi::Object exports);
 
 }  // namespace es
