@@ -7,7 +7,12 @@ export { U64_MAX, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } f
 export type { WaitOptions } from './watcher';
 export { Device, DRI_DIR } from './device';
 export type { DeviceCaps, DeviceInfo, DeviceOpenOptions, DriverInfo, NodeKind, Requirement } from './device';
-export * from './sync-file';
-export * from './dma-buf';
+export { SyncFile } from './sync-file';
+export type { FenceInfo, FenceStatus, MergeOptions, SyncFileInfo } from './sync-file';
+export { DmaBuf } from './dma-buf';
+export type { DmaBufAccess } from './dma-buf';
+export { VgemDevice, VgemBuffer, VgemFence } from './vgem';
+export type { VgemBufferOptions, VgemFenceOptions } from './vgem';
+export { DmaHeap, Udmabuf, DMA_HEAP_DIR, UDMABUF_PATH } from './dma-heap';
 export * from './syncobj';
 export * from './timeline';

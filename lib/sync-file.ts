@@ -2,13 +2,126 @@
  * sync_file: a fence you hold as an fd (from a dma-buf, a syncobj, a Wayland client, Vulkan, EGL).
  * @module
  */
-import { TimeoutError } from './errors';
-import { native } from './native';
+import { readlinkSync } from 'node:fs';
+import { ExplicitSyncError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
+import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
-import { toAbortSignal, toOptions, toTimeoutMs } from './validate';
+import {
+  InvalidArgTypeError,
+  InvalidArgValueError,
+  OutOfRangeError,
+  toAbortSignal,
+  toFd,
+  toOptions,
+  toTimeoutMs,
+  toU64,
+} from './validate';
 import { FdWaitQueue, WaitOptions } from './watcher';
 
-/** A sync_file fence. Owns its fd: close() it, or `using` it. */
+/** What SYNC_IOC_FILE_INFO reports, as native/sync_file.cc returns it. */
+interface RawSyncFileInfo {
+  name: string;
+  status: number;
+  flags: number;
+  fences: { timeline: string; driver: string; status: number; flags: number; timestampNs: bigint }[];
+}
+
+/** native/sync_file.cc */
+interface NativeSyncFile {
+  syncFileInfo(fd: number): RawSyncFileInfo;
+  syncFileMerge(fd: number, fd2: number, name: string): number;
+  syncFileSetDeadline(fd: number, deadlineNs: bigint): void;
+  syncFileProbeDeadline(fd: number): number;
+  clockMonotonicNs(): bigint;
+}
+
+const native = nativeFamily<NativeCore & NativeSyncFile>();
+
+/** poll(2) takes an int of milliseconds. */
+const POLL_MAX_MS = 0x7fffffff;
+
+/**
+ * @internal What an fd is, for error messages: the /proc/self/fd link target ('pipe:[1234]',
+ * '/tmp/x', 'anon_inode:sync_file'), or 'unknown' where /proc is not mounted.
+ */
+export function describeFd(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * @internal The error for an fd of the wrong kind: code 'ENOTTY' (the kernel's own answer to an
+ * ioctl on the wrong kind of file), whatever the probe itself answered (kept as `cause`).
+ */
+export function wrongFdError(fd: number, kind: string, call: string, cause?: unknown): ExplicitSyncError {
+  const what = describeFd(fd);
+  return new ExplicitSyncError(errnoNumber('ENOTTY'), call, {
+    message: `ENOTTY: fd ${fd} is not a ${kind} (it is ${what}), ${call}`,
+    detail: `fd ${fd} (${what})`,
+    cause,
+  });
+}
+
+/** @internal Validates `{ dup }` options of the fromFd() factories. */
+export function toDupOption(options: { dup?: boolean } | undefined): boolean {
+  const opts = toOptions(options);
+  if (opts.dup !== undefined && typeof opts.dup !== 'boolean')
+    throw new InvalidArgTypeError('options.dup', 'of type boolean', opts.dup);
+  return opts.dup === true;
+}
+
+/** A fence's state: not yet signalled, signalled, or signalled with an error. */
+export type FenceStatus = 'active' | 'signaled' | 'error';
+
+/** One fence inside a sync_file (see {@link SyncFile.info}). */
+export interface FenceInfo {
+  /** The driver that made the fence: 'vgem', 'virtio_gpu', 'drm_sched', 'stub', … */
+  driver: string;
+  /** The driver's name for the fence's timeline. */
+  timeline: string;
+  status: FenceStatus;
+  /** For status 'error': the error's code ('ECANCELED', 'EIO', …). */
+  error: string | undefined;
+  /** When it signalled, in CLOCK_MONOTONIC nanoseconds; undefined while active. */
+  timestampNs: bigint | undefined;
+}
+
+/** What {@link SyncFile.info} returns. */
+export interface SyncFileInfo {
+  /** The sync_file's name (the merge name, or one the kernel derives from its fence). */
+  name: string;
+  /** 'signaled' once every fence has; 'error' when one failed. */
+  status: FenceStatus;
+  /** For status 'error': the error's code. */
+  error: string | undefined;
+  fences: FenceInfo[];
+}
+
+/** Options for {@link SyncFile.merge}. */
+export interface MergeOptions {
+  /** The merged sync_file's name (at most 31 bytes). Default: empty, so the kernel derives one. */
+  name?: string;
+}
+
+function status(raw: number): { status: FenceStatus; error: string | undefined } {
+  if (raw < 0) return { status: 'error', error: errnoCode(raw) };
+  return { status: raw > 0 ? 'signaled' : 'active', error: undefined };
+}
+
+/** Whether this kernel has SYNC_IOC_SET_DEADLINE; undefined until probed. Cached per process. */
+let deadlineSupported: boolean | undefined;
+
+function deadlineUnsupported(errno: number): UnsupportedError {
+  return new UnsupportedError(errno, 'SYNC_IOC_SET_DEADLINE', 'sync_file deadlines (SYNC_IOC_SET_DEADLINE)', '6.7');
+}
+
+/**
+ * A sync_file fence. Owns its fd: close() it, or `using` it. Every method after close() throws
+ * ClosedError (code 'EBADF').
+ */
 export class SyncFile extends FdResource {
   #queue: FdWaitQueue | null = null;
 
@@ -22,16 +135,149 @@ export class SyncFile extends FdResource {
     return new SyncFile(fd);
   }
 
+  /**
+   * Wraps a sync_file fd you received (from a Wayland client, Vulkan, EGL, another process).
+   * The fd is checked with SYNC_IOC_FILE_INFO, which only sync_files answer.
+   *
+   * With `dup: false` (the default) the SyncFile takes ownership of `fd` and closes it; with
+   * `dup: true` it wraps a duplicate (F_DUPFD_CLOEXEC) and `fd` stays yours. When it throws, it
+   * took nothing: `fd` is still yours either way.
+   *
+   * @throws ExplicitSyncError code 'ENOTTY' when fd is not a sync_file (the probe's own error is
+   *   the `cause`); 'EBADF' when fd is not open. TypeError/RangeError for a bad argument.
+   */
+  static fromFd(fd: number, options?: { dup?: boolean }): SyncFile {
+    toFd(fd);
+    const dup = toDupOption(options);
+    try {
+      native.syncFileInfo(fd);
+    } catch (err) {
+      if (err instanceof ExplicitSyncError && err.code === 'EBADF') throw err;
+      throw wrongFdError(fd, 'sync_file', 'SYNC_IOC_FILE_INFO', err);
+    }
+    return new SyncFile(dup ? native.dup(fd) : fd);
+  }
+
+  /**
+   * Merges sync files into a new one that signals once all of them have (SYNC_IOC_MERGE, folded
+   * pairwise). One file gives a duplicate. The inputs stay open and yours.
+   * @throws ClosedError when one of them is closed; ExplicitSyncError from SYNC_IOC_MERGE.
+   */
+  static merge(...files: SyncFile[]): SyncFile {
+    if (files.length === 0) throw new InvalidArgValueError('files', 'must name at least one SyncFile', files);
+    const [first, ...rest] = files;
+    if (!(first instanceof SyncFile)) throw new InvalidArgTypeError('files[0]', 'an instance of SyncFile', first);
+    return rest.length === 0 ? first.dup() : first.merge(rest);
+  }
+
+  /**
+   * A new sync_file that signals once this one and `other` (or all of `others`) have
+   * (SYNC_IOC_MERGE). This SyncFile and the others stay open and yours.
+   * @throws ClosedError when any of them is closed; ExplicitSyncError from SYNC_IOC_MERGE.
+   */
+  merge(other: SyncFile | readonly SyncFile[], options?: MergeOptions): SyncFile {
+    const others = Array.isArray(other) ? (other as readonly SyncFile[]) : [other as SyncFile];
+    others.forEach((o, i) => {
+      if (!(o instanceof SyncFile)) throw new InvalidArgTypeError(`other[${i}]`, 'an instance of SyncFile', o);
+    });
+    const opts = toOptions(options);
+    const name = opts.name ?? '';
+    if (typeof name !== 'string') throw new InvalidArgTypeError('options.name', 'of type string', name);
+    if (Buffer.byteLength(name) > 31) throw new OutOfRangeError('options.name', 'at most 31 bytes long', name);
+    if (others.length === 0) throw new InvalidArgValueError('other', 'must name at least one SyncFile', other);
+    let fd = native.syncFileMerge(this.openFd('SYNC_IOC_MERGE'), others[0]!.openFd('SYNC_IOC_MERGE'), name);
+    for (const o of others.slice(1)) {
+      try {
+        const next = native.syncFileMerge(fd, o.openFd('SYNC_IOC_MERGE'), name);
+        native.close(fd);
+        fd = next;
+      } catch (err) {
+        native.close(fd);
+        throw err;
+      }
+    }
+    return new SyncFile(fd);
+  }
+
+  /** A second SyncFile for the same fence, with its own fd (F_DUPFD_CLOEXEC). */
+  dup(): SyncFile {
+    return new SyncFile(native.dup(this.openFd('fcntl')));
+  }
+
   /** True once the fence has signalled (poll with a zero timeout). Never blocks. */
   isSignaled(): boolean {
     return native.pollIn(this.openFd('poll'), 0);
   }
 
   /**
+   * The sync_file's name, status and fences (SYNC_IOC_FILE_INFO, twice: count, then fill).
+   * @throws ClosedError after close(); ExplicitSyncError from SYNC_IOC_FILE_INFO.
+   */
+  info(): SyncFileInfo {
+    const raw = native.syncFileInfo(this.openFd('SYNC_IOC_FILE_INFO'));
+    return {
+      name: raw.name,
+      ...status(raw.status),
+      fences: raw.fences.map((f) => ({
+        driver: f.driver,
+        timeline: f.timeline,
+        ...status(f.status),
+        timestampNs: f.status !== 0 ? f.timestampNs : undefined,
+      })),
+    };
+  }
+
+  /**
+   * Tells the fence's driver when it is needed, so it can boost clocks to make it
+   * (SYNC_IOC_SET_DEADLINE, Linux ≥ 6.7). A hint: nothing fails if it is missed.
+   * @param deadline A bigint is an absolute CLOCK_MONOTONIC time in nanoseconds (see
+   *   {@link SyncFile.now}); a number is milliseconds from now.
+   * @throws UnsupportedError (code 'ENOTTY', since '6.7') on older kernels; the answer is cached.
+   *   ClosedError after close().
+   */
+  setDeadline(deadline: bigint | number): void {
+    let ns: bigint;
+    if (typeof deadline === 'number') {
+      if (!Number.isFinite(deadline) || deadline < 0) throw new OutOfRangeError('deadline', 'a finite number >= 0 (ms from now)', deadline);
+      ns = native.clockMonotonicNs() + BigInt(Math.round(deadline * 1e6));
+    } else {
+      ns = toU64(deadline, 'deadline');
+    }
+    const fd = this.openFd('SYNC_IOC_SET_DEADLINE');
+    if (deadlineSupported === false) throw deadlineUnsupported(errnoNumber('ENOTTY'));
+    try {
+      native.syncFileSetDeadline(fd, ns);
+      deadlineSupported = true;
+    } catch (err) {
+      if (err instanceof ExplicitSyncError && err.code === 'ENOTTY') {
+        deadlineSupported = false;
+        throw deadlineUnsupported(-err.errno);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Whether this kernel accepts SYNC_IOC_SET_DEADLINE (Linux ≥ 6.7). Probes once per process with
+   * a call the kernel rejects without effect (a non-zero pad: EINVAL where known, ENOTTY where not).
+   */
+  supportsDeadline(): boolean {
+    deadlineSupported ??= native.syncFileProbeDeadline(this.openFd('SYNC_IOC_SET_DEADLINE')) !== errnoNumber('ENOTTY');
+    return deadlineSupported;
+  }
+
+  /** Now, in CLOCK_MONOTONIC nanoseconds: the timebase of deadlines and fence timestamps. */
+  static now(): bigint {
+    return native.clockMonotonicNs();
+  }
+
+  /**
    * Resolves when the fence signals; rejects with TimeoutError (code 'ETIME') after `timeoutMs`,
    * with AbortError when `signal` aborts, with ClosedError if the SyncFile is closed first.
-   * An already-signalled fence resolves without arming a watcher. The fd is watched with libuv on
-   * Node's event loop: no thread blocks. A pending wait keeps the process alive unless `ref: false`.
+   * An already-signalled fence resolves without arming a watcher (fast path). The fd is watched
+   * with libuv on Node's event loop (one uv_poll per SyncFile, shared by all its waits): no thread
+   * blocks. A pending wait keeps the process alive, like a timer; pass `ref: false` to let the
+   * process exit while it is pending. Any number of waits may be pending at once.
    */
   wait(options?: WaitOptions): Promise<void> {
     let fd: number;
@@ -56,13 +302,24 @@ export class SyncFile extends FdResource {
   }
 
   /**
-   * Blocks the thread until the fence signals or `timeoutMs` passes (poll(2)); throws TimeoutError.
+   * Blocks the thread until the fence signals or `timeoutMs` passes (poll(2)); throws
+   * TimeoutError (code 'ETIME'). Timeouts beyond poll's int range are waited out in slices.
    * For scripts: prefer wait() in anything with an event loop.
    */
   waitSync(timeoutMs = Infinity): void {
     const ms = toTimeoutMs(timeoutMs);
-    if (!native.pollIn(this.openFd('poll'), ms === undefined ? -1 : Math.ceil(ms)))
-      throw new TimeoutError('poll', { message: `ETIME: sync_file did not signal within ${ms} ms` });
+    const fd = this.openFd('poll');
+    if (ms === undefined) {
+      while (!native.pollIn(fd, -1));
+      return;
+    }
+    const end = process.hrtime.bigint() + BigInt(Math.ceil(ms * 1e6));
+    for (;;) {
+      const left = Number(end - process.hrtime.bigint()) / 1e6;
+      if (native.pollIn(fd, Math.max(0, Math.min(POLL_MAX_MS, Math.ceil(left))))) return;
+      if (left <= POLL_MAX_MS) break;
+    }
+    throw new TimeoutError('poll', { message: `ETIME: sync_file did not signal within ${ms} ms` });
   }
 
   protected override beforeClose(): void {

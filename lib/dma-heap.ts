@@ -1,0 +1,145 @@
+/**
+ * dma-bufs without a GPU: DMA-BUF heaps (/dev/dma_heap/<name>) and udmabuf (/dev/udmabuf, a
+ * dma-buf over the pages of a sealed memfd).
+ * @module
+ */
+import { constants as fsConstants, readdirSync } from 'node:fs';
+import { DmaBuf } from './dma-buf';
+import { NativeCore, nativeFamily } from './native';
+import { FdResource } from './resource';
+import { InvalidArgTypeError, InvalidArgValueError, toInt } from './validate';
+
+/** native/dma_heap.cc */
+interface NativeDmaHeap {
+  memfdCreate(name: string): number;
+  ftruncate(fd: number, size: number): void;
+  sealShrink(fd: number): void;
+  udmabufCreate(udmabufFd: number, memfd: number, offset: number, size: number): number;
+  dmaHeapAlloc(heapFd: number, size: number): number;
+  pageSize(): number;
+}
+
+const native = nativeFamily<NativeCore & NativeDmaHeap>();
+
+/** Where DMA-BUF heaps live. */
+export const DMA_HEAP_DIR = '/dev/dma_heap';
+/** The udmabuf device. */
+export const UDMABUF_PATH = '/dev/udmabuf';
+
+/** `size` rounded up to whole pages, after checking it is a positive safe integer. */
+function pageAligned(size: unknown, name = 'size'): number {
+  const n = toInt(size, name, 1, Number.MAX_SAFE_INTEGER);
+  const page = native.pageSize();
+  return Math.ceil(n / page) * page;
+}
+
+/**
+ * A DMA-BUF heap (/dev/dma_heap/<name>, e.g. 'system'). Owns its fd: close() it, or `using` it.
+ * Buffers it allocated stay valid after it is closed.
+ */
+export class DmaHeap extends FdResource {
+  /** The heap's name ('system', 'linux,cma', …). */
+  readonly name: string;
+  /** Its device path. */
+  readonly path: string;
+
+  private constructor(fd: number, name: string, path: string) {
+    super(fd, `DmaHeap ${name}`);
+    this.name = name;
+    this.path = path;
+  }
+
+  /** The names of the heaps this machine has (entries of /dev/dma_heap), sorted; [] when none. */
+  static list(): string[] {
+    try {
+      return readdirSync(DMA_HEAP_DIR).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  /**
+   * Opens the heap called `name` (default 'system').
+   * @throws ExplicitSyncError code 'ENOENT' (with the path) when there is no such heap, 'EACCES'.
+   */
+  static open(name = 'system'): DmaHeap {
+    if (typeof name !== 'string') throw new InvalidArgTypeError('name', 'of type string', name);
+    if (name.length === 0 || name.includes('/') || name === '.' || name === '..')
+      throw new InvalidArgValueError('name', 'must be a heap name (see DmaHeap.list())', name);
+    const path = `${DMA_HEAP_DIR}/${name}`;
+    return new DmaHeap(native.open(path, fsConstants.O_RDONLY), name, path);
+  }
+
+  /**
+   * Allocates a dma-buf of at least `size` bytes (DMA_HEAP_IOCTL_ALLOC, fd flags O_RDWR |
+   * O_CLOEXEC); the heap rounds the size up to whole pages (see DmaBuf#size).
+   * @throws ExplicitSyncError code 'ENOMEM', 'EINVAL'; ClosedError after close().
+   */
+  allocate(size: number): DmaBuf {
+    const len = pageAligned(size);
+    return DmaBuf.adopt(native.dmaHeapAlloc(this.openFd('DMA_HEAP_IOCTL_ALLOC'), len));
+  }
+
+  /** @internal */
+  toString(): string {
+    return `DmaHeap(${this.name})`;
+  }
+}
+
+/**
+ * The udmabuf device (/dev/udmabuf): dma-bufs over ordinary memory (the pages of a memfd).
+ * Owns its fd: close() it, or `using` it. Buffers it created stay valid after it is closed.
+ * For a one-off buffer, the static {@link Udmabuf.create} opens and closes the device itself.
+ */
+export class Udmabuf extends FdResource {
+  /** Its device path. */
+  readonly path: string;
+
+  private constructor(fd: number, path: string) {
+    super(fd, `Udmabuf ${path}`);
+    this.path = path;
+  }
+
+  /**
+   * Opens the udmabuf device.
+   * @throws ExplicitSyncError code 'ENOENT' (with the path) when the kernel has no udmabuf, 'EACCES'.
+   */
+  static open(path: string = UDMABUF_PATH): Udmabuf {
+    if (typeof path !== 'string') throw new InvalidArgTypeError('path', 'of type string', path);
+    return new Udmabuf(native.open(path, fsConstants.O_RDWR), path);
+  }
+
+  /**
+   * A dma-buf of `size` bytes rounded up to whole pages, over a fresh zero-filled memfd
+   * (memfd_create with MFD_ALLOW_SEALING, ftruncate, F_SEAL_SHRINK, then UDMABUF_CREATE with
+   * UDMABUF_FLAGS_CLOEXEC). Opens and closes /dev/udmabuf for the call.
+   * @throws ExplicitSyncError code 'ENOENT' without /dev/udmabuf; 'EINVAL' beyond the driver's
+   *   size limit (udmabuf.size_limit_mb, 64 MiB by default); 'ENOMEM'.
+   */
+  static create(size: number): DmaBuf {
+    const len = pageAligned(size);
+    using dev = Udmabuf.open();
+    return dev.create(len);
+  }
+
+  /** Same as the static {@link Udmabuf.create}, on this open device. ClosedError after close(). */
+  create(size: number): DmaBuf {
+    const len = pageAligned(size);
+    const dev = this.openFd('UDMABUF_CREATE');
+    const memfd = native.memfdCreate('explicit-sync-udmabuf');
+    try {
+      native.ftruncate(memfd, len);
+      native.sealShrink(memfd);
+      return DmaBuf.adopt(native.udmabufCreate(dev, memfd, 0, len));
+    } finally {
+      // The dma-buf holds the pages; the memfd is no longer needed.
+      native.close(memfd);
+    }
+  }
+
+  /** @internal */
+  toString(): string {
+    return `Udmabuf(${this.path})`;
+  }
+}

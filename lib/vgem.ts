@@ -1,0 +1,292 @@
+/**
+ * vgem: the kernel's virtual GEM driver. Buffers (dumb buffers) exported as dma-bufs, with fences
+ * that userspace signals: a real, unsignalled fence on a real buffer without a GPU.
+ *
+ * Lifetimes: GEM handles and fence ids belong to the device's DRM file, so every buffer and fence
+ * holds its VgemDevice (a buffer keeps its device alive), and closing the device ends them all:
+ * their methods then throw ClosedError and no stale handle is ever sent to a reused fd. Closing the
+ * device also makes vgem signal every fence it still has unsignalled. dma-bufs exported from a
+ * buffer are independent: they outlive both the buffer and the device.
+ * @module
+ */
+import { ClosedError, ExplicitSyncError, errnoNumber } from './errors';
+import { Device, kDeviceFd } from './device';
+import { DmaBuf } from './dma-buf';
+import { NativeCore, nativeFamily } from './native';
+import { InvalidArgTypeError, toInt, toOptions } from './validate';
+
+/** native/vgem.cc */
+interface NativeVgem {
+  dumbCreate(fd: number, width: number, height: number, bpp: number): { handle: number; pitch: number; size: number };
+  gemClose(fd: number, handle: number): void;
+  primeHandleToFd(fd: number, handle: number): number;
+  vgemFenceAttach(fd: number, handle: number, write: boolean): number;
+  vgemFenceSignal(fd: number, fence: number): void;
+}
+
+const native = nativeFamily<NativeCore & NativeVgem>();
+
+const U32_MAX = 0xffffffff;
+
+/** Module-private keys for what buffers and fences need from their device. */
+const kFd: unique symbol = Symbol('explicit-sync.vgemFd');
+const kRelease: unique symbol = Symbol('explicit-sync.vgemRelease');
+const kForget: unique symbol = Symbol('explicit-sync.vgemForget');
+
+/** Options for {@link VgemDevice.createBuffer}. */
+export interface VgemBufferOptions {
+  /** Pixels, ≥ 1. */
+  width: number;
+  /** Pixels, ≥ 1. */
+  height: number;
+  /** Bits per pixel (default 32). */
+  bpp?: number;
+}
+
+/** Options for {@link VgemBuffer.attachFence}. */
+export interface VgemFenceOptions {
+  /** A write fence (every later user waits for it) instead of a read fence (only writers wait). */
+  write?: boolean;
+}
+
+/**
+ * An open vgem card node (/dev/dri/cardN: dumb buffers need the card node, the render node refuses
+ * them). Owns its Device: close() it, or `using` it.
+ */
+export class VgemDevice implements Disposable {
+  readonly #device: Device;
+  readonly #buffers = new Set<VgemBuffer>();
+
+  private constructor(device: Device) {
+    this.#device = device;
+  }
+
+  /**
+   * Opens the vgem card node at `path`, or the first one Device.list() finds.
+   * @throws NoDeviceError (code 'ENODEV') when there is none (or no /dev/dri at all);
+   *   ExplicitSyncError code 'ENODEV' when `path` is not a vgem card node, 'ENOENT'/'EACCES' from open.
+   */
+  static open(path?: string): VgemDevice {
+    if (path !== undefined && typeof path !== 'string') throw new InvalidArgTypeError('path', 'of type string', path);
+    const device = path === undefined ? Device.open({ driver: 'vgem', render: false }) : Device.open(path);
+    if (device.driver.name !== 'vgem' || device.kind !== 'primary') {
+      const what = `${device.driver.name} ${device.kind} node`;
+      device.close();
+      throw new ExplicitSyncError(errnoNumber('ENODEV'), 'open', {
+        detail: path,
+        message: `ENODEV: not a vgem card node (it is a ${what}), open '${path}'`,
+      });
+    }
+    return new VgemDevice(device);
+  }
+
+  /** The node's path. */
+  get path(): string {
+    return this.#device.path;
+  }
+
+  /** The device fd, or -1 once closed. Do not close it yourself. */
+  get fd(): number {
+    return this.#device.fd;
+  }
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#device.closed;
+  }
+
+  /**
+   * A new dumb buffer (DRM_IOCTL_MODE_CREATE_DUMB).
+   * @throws ExplicitSyncError code 'EINVAL' for sizes the driver refuses, 'ENOMEM'; ClosedError
+   *   after close().
+   */
+  createBuffer(options: VgemBufferOptions): VgemBuffer {
+    const opts = toOptions(options);
+    const width = toInt(opts.width, 'options.width', 1, U32_MAX);
+    const height = toInt(opts.height, 'options.height', 1, U32_MAX);
+    const bpp = toInt(opts.bpp ?? 32, 'options.bpp', 1, U32_MAX);
+    const r = native.dumbCreate(this.#fd('DRM_IOCTL_MODE_CREATE_DUMB'), width, height, bpp);
+    const buffer = new VgemBuffer(this, r.handle, { width, height, bpp, pitch: r.pitch, size: r.size });
+    this.#buffers.add(buffer);
+    return buffer;
+  }
+
+  /**
+   * Closes the device: every buffer and fence made from it is closed with it (the kernel frees the
+   * handles, and signals fences still unsignalled). Idempotent.
+   */
+  close(): void {
+    if (this.#device.closed) return;
+    for (const b of this.#buffers) b[kForget]();
+    this.#buffers.clear();
+    this.#device.close();
+  }
+
+  /** Same as close(); never throws. */
+  [Symbol.dispose](): void {
+    try {
+      this.close();
+    } catch {
+      // Dispose must not throw.
+    }
+  }
+
+  /** @internal The device fd, or ClosedError naming `call`. */
+  #fd(call: string): number {
+    return this.#device[kDeviceFd](call);
+  }
+
+  /** @internal For buffers and fences. */
+  [kFd](call: string): number {
+    return this.#fd(call);
+  }
+
+  /** @internal A buffer was closed on its own. */
+  [kRelease](buffer: VgemBuffer): void {
+    this.#buffers.delete(buffer);
+  }
+
+  /** @internal */
+  toString(): string {
+    return `VgemDevice(${this.path})`;
+  }
+}
+
+/** A vgem dumb buffer: a GEM handle on its VgemDevice. close() frees the handle (GEM_CLOSE). */
+export class VgemBuffer implements Disposable {
+  /** The device it lives on; kept alive by the buffer. */
+  readonly device: VgemDevice;
+  readonly width: number;
+  readonly height: number;
+  readonly bpp: number;
+  /** Bytes per row. */
+  readonly pitch: number;
+  /** Bytes. */
+  readonly size: number;
+  #handle: number;
+
+  /** @internal Use VgemDevice#createBuffer(). */
+  constructor(
+    device: VgemDevice,
+    handle: number,
+    dims: { width: number; height: number; bpp: number; pitch: number; size: number },
+  ) {
+    this.device = device;
+    this.#handle = handle;
+    this.width = dims.width;
+    this.height = dims.height;
+    this.bpp = dims.bpp;
+    this.pitch = dims.pitch;
+    this.size = dims.size;
+  }
+
+  /** The GEM handle, or -1 once closed (or once its device is). */
+  get handle(): number {
+    return this.#handle;
+  }
+
+  /** Whether the buffer (or its device) was closed. */
+  get closed(): boolean {
+    return this.#handle < 0;
+  }
+
+  #open(call: string): { fd: number; handle: number } {
+    if (this.#handle < 0) {
+      if (this.device.closed) this.device[kFd](call); // throws the device's ClosedError
+      throw new ClosedError('VgemBuffer', call);
+    }
+    return { fd: this.device[kFd](call), handle: this.#handle };
+  }
+
+  /**
+   * The buffer as a dma-buf (DRM_IOCTL_PRIME_HANDLE_TO_FD, O_CLOEXEC | O_RDWR). The DmaBuf is
+   * independent of this object: it stays valid after the buffer and the device are closed.
+   * @throws ClosedError when the buffer or its device is closed; ExplicitSyncError from the ioctl.
+   */
+  exportDmaBuf(): DmaBuf {
+    const { fd, handle } = this.#open('DRM_IOCTL_PRIME_HANDLE_TO_FD');
+    return DmaBuf.adopt(native.primeHandleToFd(fd, handle));
+  }
+
+  /**
+   * Attaches a new unsignalled fence to the buffer (DRM_IOCTL_VGEM_FENCE_ATTACH): a read fence, or
+   * a write fence with `write: true`. Signal it with VgemFence#signal(); vgem signals it itself
+   * after about 10 s (a safety timer), and when the device is closed.
+   * @throws ExplicitSyncError code 'EBUSY' when an unsignalled fence conflicts (a write fence while
+   *   any fence is pending, a read fence while a write fence is); ClosedError when closed.
+   */
+  attachFence(options?: VgemFenceOptions): VgemFence {
+    const opts = toOptions(options);
+    if (opts.write !== undefined && typeof opts.write !== 'boolean')
+      throw new InvalidArgTypeError('options.write', 'of type boolean', opts.write);
+    const { fd, handle } = this.#open('DRM_IOCTL_VGEM_FENCE_ATTACH');
+    const write = opts.write === true;
+    return new VgemFence(this.device, native.vgemFenceAttach(fd, handle, write), write);
+  }
+
+  /** Frees the GEM handle (DRM_IOCTL_GEM_CLOSE). Idempotent; dma-bufs and fences stay valid. */
+  close(): void {
+    const handle = this.#handle;
+    if (handle < 0) return;
+    this.#handle = -1;
+    this.device[kRelease](this);
+    if (!this.device.closed) native.gemClose(this.device[kFd]('DRM_IOCTL_GEM_CLOSE'), handle);
+  }
+
+  /** Same as close(); never throws. */
+  [Symbol.dispose](): void {
+    try {
+      this.close();
+    } catch {
+      // Dispose must not throw.
+    }
+  }
+
+  /** @internal The device was closed: the kernel freed the handle. */
+  [kForget](): void {
+    this.#handle = -1;
+  }
+}
+
+/** A vgem fence: unsignalled until signal() (or vgem's ~10 s safety timer, or device close). */
+export class VgemFence {
+  /** The device it lives on. */
+  readonly device: VgemDevice;
+  /** The fence id (per DRM file). */
+  readonly id: number;
+  /** Whether it is a write fence. */
+  readonly write: boolean;
+  #signaled = false;
+
+  /** @internal Use VgemBuffer#attachFence(). */
+  constructor(device: VgemDevice, id: number, write: boolean) {
+    this.device = device;
+    this.id = id;
+    this.write = write;
+  }
+
+  /** Whether signal() was called. */
+  get signaled(): boolean {
+    return this.#signaled;
+  }
+
+  /**
+   * Signals the fence (DRM_IOCTL_VGEM_FENCE_SIGNAL). Returns true when this call signalled it,
+   * false when it already was: by an earlier signal(), or by vgem's safety timer (the kernel's
+   * ETIMEDOUT). Only the first call reaches the kernel.
+   * @throws ClosedError when the device is closed; ExplicitSyncError from the ioctl.
+   */
+  signal(): boolean {
+    const fd = this.device[kFd]('DRM_IOCTL_VGEM_FENCE_SIGNAL');
+    if (this.#signaled) return false;
+    try {
+      native.vgemFenceSignal(fd, this.id);
+    } catch (err) {
+      if (!(err instanceof ExplicitSyncError && err.code === 'ETIMEDOUT')) throw err;
+      this.#signaled = true;
+      return false;
+    }
+    this.#signaled = true;
+    return true;
+  }
+}
