@@ -11,6 +11,11 @@ import { InvalidArgTypeError, InvalidArgValueError, toEnum, toOptions } from './
 
 /** @internal Key of Device's fd accessor; not exported from the package. */
 export const kDeviceFd: unique symbol = Symbol('explicit-sync.deviceFd');
+/**
+ * @internal Key of Device's close hooks: callbacks run just before its fd closes, so that objects
+ * living on the fd (syncobj handles with pending waits) reject those waits instead of hanging.
+ */
+export const kDeviceCloseHooks: unique symbol = Symbol('explicit-sync.deviceCloseHooks');
 
 /** Where DRM nodes live. */
 export const DRI_DIR = '/dev/dri';
@@ -244,6 +249,20 @@ export class Device extends FdResource {
    */
   [kDeviceFd](call: string): number {
     return this.openFd(call);
+  }
+
+  /** @internal See {@link kDeviceCloseHooks}. A hook removes itself when it no longer needs to run. */
+  readonly [kDeviceCloseHooks] = new Set<() => void>();
+
+  protected override beforeClose(): void {
+    for (const hook of [...this[kDeviceCloseHooks]]) {
+      try {
+        hook();
+      } catch {
+        // A hook only rejects waits and frees its own fds; closing the device must go on.
+      }
+    }
+    this[kDeviceCloseHooks].clear();
   }
 
   /** @internal */

@@ -16,3 +16,4 @@ export type { VgemBufferOptions, VgemFenceOptions } from './vgem';
 export { DmaHeap, Udmabuf, DMA_HEAP_DIR, UDMABUF_PATH } from './dma-heap';
 export * from './syncobj';
 export * from './timeline';
+export { monotonicNow } from './clock';

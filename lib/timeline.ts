@@ -1,2 +1,503 @@
-// Placeholder: filled in by its family.
-export {};
+/**
+ * Timeline DRM syncobjs: a monotonically increasing sequence of u64 points, each of which gets a
+ * fence when submitted and is reached when that fence (and every earlier one) signals.
+ * Also adds `createTimeline()` and `importTimeline()` to {@link Device}.
+ * @module
+ */
+import { Device, kDeviceFd } from './device';
+import { ClosedError, ExplicitSyncError, TimeoutError } from './errors';
+import { SyncFile } from './sync-file';
+import { Syncobj } from './syncobj';
+import {
+  AsyncWaitOptions,
+  F,
+  ParsedWait,
+  SyncWaitOptions,
+  SyncobjResource,
+  TIMED_OUT,
+  checkFenceDeadline,
+  combineWaits,
+  describeTimeout,
+  importHandle,
+  kFenceReplaced,
+  multiWait,
+  native,
+  parseWait,
+  queueOptions,
+  requireCap,
+  syncFileFd,
+  syncobjFeatures,
+  toList,
+  toPoint as parsePoint,
+  toSignalPoint,
+} from './syncobj-core';
+import { PointWaitQueue, WaitMode } from './syncobj-wait';
+import { InvalidArgTypeError, InvalidArgValueError, toAbortSignal, toOptions, toTimeoutMs } from './validate';
+
+/** Options for {@link Timeline.query}. */
+export interface QueryOptions {
+  /** Return the last submitted point (one that has a fence) instead of the last signalled one. */
+  lastSubmitted?: boolean;
+}
+
+/** Options for {@link Timeline.exportSyncFile}. */
+export interface ExportSyncFileOptions {
+  /**
+   * How long to wait, asynchronously, for the point to be submitted (to get a fence) before
+   * exporting it. Default 0: a point that is not submitted yet rejects at once.
+   */
+  materializeTimeoutMs?: number;
+  /** Cancels the wait for materialisation (AbortError). */
+  signal?: AbortSignal;
+  /** Whether the pending wait keeps the process alive (default true). */
+  ref?: boolean;
+}
+
+/** A point on a timeline, for {@link Timeline.waitAll} / {@link Timeline.waitAny}. */
+export interface TimelinePoint {
+  timeline: Timeline;
+  point: bigint | number;
+}
+
+/**
+ * A timeline wait that ran out of time (code 'ETIME'), saying where the timeline stood:
+ * "waiting for 42; last submitted 41; last signalled 40". `reason` is 'unsubmitted' when the point
+ * never got a fence (the peer never submitted it), 'unsignaled' when it did but the fence did not
+ * signal in time.
+ */
+export class TimelineTimeoutError extends TimeoutError {
+  /** The point waited for. */
+  readonly point: bigint;
+  /** DRM_IOCTL_SYNCOBJ_QUERY with LAST_SUBMITTED when the wait gave up. */
+  readonly lastSubmitted: bigint;
+  /** DRM_IOCTL_SYNCOBJ_QUERY when the wait gave up. */
+  readonly lastSignaled: bigint;
+
+  constructor(point: bigint, lastSubmitted: bigint, lastSignaled: bigint, reason: 'unsubmitted' | 'unsignaled', message: string) {
+    super('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT', { reason, message });
+    this.point = point;
+    this.lastSubmitted = lastSubmitted;
+    this.lastSignaled = lastSignaled;
+  }
+}
+
+/**
+ * A timeline syncobj (DRM_CAP_SYNCOBJ_TIMELINE). Create with `device.createTimeline()`, import with
+ * `device.importTimeline(fd)`. Points are u64: methods take a bigint or a safe-integer number and
+ * return bigints; out-of-range, negative or fractional points throw RangeError before any ioctl.
+ * Owns its handle: close() it, or `using` it; closing rejects pending waits with ClosedError.
+ */
+export class Timeline extends SyncobjResource {
+  #queue: PointWaitQueue | null = null;
+  readonly #onDeviceClose = (): void => {
+    this.#queue?.close(`Timeline (its Device ${this.device.path} was closed)`);
+    this.#queue = null;
+  };
+
+  /** @internal Use device.createTimeline() / device.importTimeline(). Takes ownership of the handle. */
+  protected constructor(device: Device, handle: number) {
+    super(device, handle, 'Timeline');
+  }
+
+  /** @internal Wraps a handle this library just created on `device` (takes ownership). */
+  static adopt(device: Device, handle: number): Timeline {
+    return new Timeline(device, handle);
+  }
+
+  /**
+   * Signals `point` from the CPU: puts an already-signalled fence at it
+   * (DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL). Points should only grow; point 0 is refused (RangeError).
+   * @throws ClosedError; RangeError/TypeError for a bad point.
+   */
+  signal(point: bigint | number): void {
+    const p = toSignalPoint(point);
+    native.syncobjTimelineSignal(this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL'), this.liveHandle, p);
+    this.#queue?.poke();
+  }
+
+  /**
+   * The last signalled point, or with `lastSubmitted: true` the last submitted one
+   * (DRM_IOCTL_SYNCOBJ_QUERY [+ DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED]). 0n for a new timeline.
+   * @throws ClosedError.
+   */
+  query(options?: QueryOptions): bigint {
+    const opts = toOptions(options);
+    if (opts.lastSubmitted !== undefined && typeof opts.lastSubmitted !== 'boolean')
+      throw new InvalidArgTypeError('options.lastSubmitted', 'of type boolean', opts.lastSubmitted);
+    return native.syncobjQuery(
+      this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'),
+      this.liveHandle,
+      opts.lastSubmitted ? F.QUERY_LAST_SUBMITTED : 0,
+    );
+  }
+
+  /**
+   * Whether `point` has signalled: a zero-timeout DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT (ETIME → false,
+   * including for a point not submitted yet). Never blocks, never throws ETIME.
+   */
+  isSignaled(point: bigint | number): boolean {
+    const p = parsePoint(point);
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    return native.syncobjTimelineWait(fd, this.liveHandle, p, 0n, F.WAIT_FOR_SUBMIT, 0n) >= 0;
+  }
+
+  /** Whether `point` has a fence (was submitted): a zero-timeout wait with WAIT_AVAILABLE. Never blocks. */
+  isAvailable(point: bigint | number): boolean {
+    const p = parsePoint(point);
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    return native.syncobjTimelineWait(fd, this.liveHandle, p, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
+  }
+
+  /**
+   * Moves the fence of `fromPoint` to `toPoint` of another timeline on the same device, or into a
+   * binary Syncobj (`toPoint` omitted or 0) (DRM_IOCTL_SYNCOBJ_TRANSFER, never with WAIT_FOR_SUBMIT:
+   * it does not block). The source point must be submitted already.
+   * @throws ExplicitSyncError EINVAL when fromPoint has no fence yet (the message says so);
+   *   InvalidArgValueError when `to` is on another device; ClosedError; RangeError for bad points.
+   */
+  transfer(fromPoint: bigint | number, to: Timeline | Syncobj, toPoint?: bigint | number): void {
+    const from = toSignalPoint(fromPoint, 'fromPoint');
+    let dst: bigint;
+    if (to instanceof Timeline) dst = toSignalPoint(toPoint, 'toPoint');
+    else if (to instanceof Syncobj) {
+      dst = toPoint === undefined ? 0n : parsePoint(toPoint, 'toPoint');
+      if (dst !== 0n) throw new InvalidArgValueError('toPoint', 'must be 0 (or omitted) for a binary Syncobj', toPoint);
+    } else throw new InvalidArgTypeError('to', 'an instance of Timeline or Syncobj', to);
+    if (to.device !== this.device) throw new InvalidArgValueError('to', 'must be on the same Device', to);
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TRANSFER');
+    if (to.closed) throw new ClosedError(`the destination ${to instanceof Timeline ? 'Timeline' : 'Syncobj'}`, 'DRM_IOCTL_SYNCOBJ_TRANSFER');
+    try {
+      native.syncobjTransfer(fd, this.liveHandle, from, to.handle, dst, 0);
+    } catch (err) {
+      throw this.#unsubmitted(err, from, 'DRM_IOCTL_SYNCOBJ_TRANSFER');
+    }
+    to[kFenceReplaced]();
+  }
+
+  /**
+   * Puts the fence(s) of one or more sync files at `point`. Several files are merged first
+   * (SYNC_IOC_MERGE) so the point signals after all of them: "after every GPU read of this buffer".
+   * One ioctl on Linux ≥ 6.16 (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE with IMPORT_SYNC_FILE | TIMELINE);
+   * elsewhere a temporary binary syncobj and DRM_IOCTL_SYNCOBJ_TRANSFER. The SyncFiles stay open
+   * and yours.
+   * @throws ClosedError when this or a SyncFile is closed; ExplicitSyncError from the ioctls.
+   */
+  importSyncFile(point: bigint | number, ...syncFiles: SyncFile[]): void {
+    const p = toSignalPoint(point);
+    if (syncFiles.length === 0) throw new InvalidArgValueError('syncFiles', 'must name at least one SyncFile', syncFiles);
+    syncFiles.forEach((sf, i) => syncFileFd(sf, `syncFiles[${i}]`, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE'));
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
+    const merged = syncFiles.length > 1 ? SyncFile.merge(...syncFiles) : undefined;
+    try {
+      const sfd = (merged ?? syncFiles[0]!).fd;
+      if (syncobjFeatures(this.device).timelineSyncFile) {
+        native.syncobjFdToHandle(fd, sfd, F.IMPORT_SYNC_FILE | F.IMPORT_TIMELINE, this.liveHandle, p);
+      } else {
+        const tmp = native.syncobjCreate(fd, 0);
+        try {
+          native.syncobjFdToHandle(fd, sfd, F.IMPORT_SYNC_FILE, tmp, 0n);
+          native.syncobjTransfer(fd, tmp, 0n, this.liveHandle, p, 0);
+        } finally {
+          native.syncobjDestroy(fd, tmp);
+        }
+      }
+    } finally {
+      merged?.close();
+    }
+    this.#queue?.poke();
+  }
+
+  /**
+   * A sync_file holding the fence of `point`. Waits first — asynchronously, on the event loop — up
+   * to `materializeTimeoutMs` (default 0) for the point to be submitted; then exports it in one
+   * ioctl on Linux ≥ 6.16 (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD with EXPORT_SYNC_FILE | TIMELINE), elsewhere
+   * through a temporary binary syncobj (DRM_IOCTL_SYNCOBJ_TRANSFER, then HANDLE_TO_FD).
+   *
+   * Always a promise, so that the same call works with and without a materialisation bound: without
+   * one, a point that is not submitted yet rejects promptly (next microtask).
+   *
+   * Rejects with {@link TimelineTimeoutError} (code 'ETIME', reason 'unsubmitted', "was never
+   * submitted") when no fence materialises in time; AbortError; ClosedError; RangeError/TypeError
+   * for bad arguments.
+   */
+  exportSyncFile(point: bigint | number, options?: ExportSyncFileOptions): Promise<SyncFile> {
+    let p: bigint;
+    let timeoutMs: number | undefined;
+    let opts: Partial<ExportSyncFileOptions>;
+    try {
+      p = toSignalPoint(point);
+      opts = toOptions(options);
+      timeoutMs = toTimeoutMs(opts.materializeTimeoutMs ?? 0, 'options.materializeTimeoutMs');
+      toAbortSignal(opts.signal, 'options.signal');
+      this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const waitOpts: AsyncWaitOptions = { until: 'available', signal: opts.signal, ref: opts.ref };
+    if (timeoutMs !== undefined) waitOpts.timeoutMs = timeoutMs;
+    return this.wait(p, waitOpts).then(() => this.#exportNow(p));
+  }
+
+  /**
+   * An opaque fd for the timeline itself, to share it with another process (e.g. a Wayland
+   * compositor via wp_linux_drm_syncobj_v1) (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, O_CLOEXEC). The fd is
+   * yours: close it (fs.closeSync) when done. Import it with `device.importTimeline(fd)`.
+   */
+  exportFd(): number {
+    return native.syncobjHandleToFd(this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD'), this.liveHandle, 0, 0n);
+  }
+
+  /**
+   * Resolves once `point` has signalled (`until: 'signaled'`, the default) or has a fence
+   * (`until: 'available'`). Already there → resolves at once, arming nothing. Otherwise the wait
+   * pends on the event loop (never a blocked thread): all waits on this timeline share at most one
+   * eventfd per mode (DRM_IOCTL_SYNCOBJ_EVENTFD for the lowest pending point; on wake one
+   * DRM_IOCTL_SYNCOBJ_QUERY resolves every wait that is reached), or a backing-off zero-timeout
+   * check where the kernel has no SYNCOBJ_EVENTFD (see `device.features.waitMechanism`).
+   *
+   * Rejects with {@link TimelineTimeoutError} (code 'ETIME'; `reason` 'unsubmitted' or 'unsignaled',
+   * decided by a zero-timeout WAIT_AVAILABLE wait; the message gives the point, last submitted and
+   * last signalled) after `timeoutMs` or at `deadline`; AbortError on `signal`; ClosedError when the
+   * timeline or its device is closed first; RangeError/TypeError for bad arguments;
+   * UnsupportedError for `fenceDeadline` on Linux < 6.8.
+   */
+  wait(point: bigint | number, options?: AsyncWaitOptions): Promise<void> {
+    let p: bigint;
+    let w: ParsedWait;
+    try {
+      p = parsePoint(point);
+      w = parseWait(options, true);
+      this.deviceFd('wait');
+      checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+      if (w.fenceDeadline !== undefined) this.#hint(p, w.fenceDeadline);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#waits().wait(p, w.mode, queueOptions(w));
+  }
+
+  /**
+   * Blocks the thread until `point` signals (or has a fence, with `until: 'available'`) or the
+   * timeout passes (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with WAIT_FOR_SUBMIT / WAIT_AVAILABLE and an
+   * absolute CLOCK_MONOTONIC timeout; nothing is recomputed on EINTR). For scripts and workers.
+   * @throws TimelineTimeoutError; ClosedError; RangeError/TypeError; UnsupportedError.
+   */
+  waitSync(point: bigint | number, options?: SyncWaitOptions): void {
+    const p = parsePoint(point);
+    const w = parseWait(options, false);
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    if (multiWait(this.device, fd, Uint32Array.of(this.liveHandle), w, true, BigUint64Array.of(p)) === TIMED_OUT)
+      throw this.#timeoutError(p, w.mode, w.timeoutMs ?? 0);
+  }
+
+  /**
+   * Resolves once every `{ timeline, point }` is reached. Checks first with one zero-timeout
+   * DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with WAIT_ALL when they share a device, then waits on the event
+   * loop. Rejects like {@link Timeline.wait} (first failure wins; the rest are cancelled).
+   */
+  static waitAll(points: readonly TimelinePoint[], options?: AsyncWaitOptions): Promise<void> {
+    return Timeline.#waitMany(points, options, false).then(() => undefined);
+  }
+
+  /**
+   * Resolves with the index of an entry that is reached (the kernel's first_signaled when one
+   * already is, else the first to be reached). Rejects like {@link Timeline.wait}.
+   */
+  static waitAny(points: readonly TimelinePoint[], options?: AsyncWaitOptions): Promise<number> {
+    return Timeline.#waitMany(points, options, true);
+  }
+
+  /** Blocking DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with WAIT_ALL (all on one device). @throws TimeoutError */
+  static waitAllSync(points: readonly TimelinePoint[], options?: SyncWaitOptions): void {
+    Timeline.#waitManySync(points, options, true);
+  }
+
+  /** Blocking DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT; returns first_signaled (all on one device). @throws TimeoutError */
+  static waitAnySync(points: readonly TimelinePoint[], options?: SyncWaitOptions): number {
+    return Timeline.#waitManySync(points, options, false);
+  }
+
+  /** @internal A transfer put a fence in this timeline: re-check pending waits. */
+  override [kFenceReplaced](): void {
+    this.#queue?.poke();
+  }
+
+  static #check(list: unknown): { timelines: Timeline[]; points: bigint[] } {
+    const items = toList<TimelinePoint>(list, 'points');
+    const timelines: Timeline[] = [];
+    const points: bigint[] = [];
+    items.forEach((e, i) => {
+      if (e === null || typeof e !== 'object' || !(e.timeline instanceof Timeline))
+        throw new InvalidArgTypeError(`points[${i}].timeline`, 'an instance of Timeline', e?.timeline);
+      timelines.push(e.timeline);
+      points.push(parsePoint(e.point, `points[${i}].point`));
+    });
+    return { timelines, points };
+  }
+
+  static #waitMany(list: readonly TimelinePoint[], options: AsyncWaitOptions | undefined, any: boolean): Promise<number> {
+    let c: { timelines: Timeline[]; points: bigint[] };
+    let w: ParsedWait;
+    try {
+      c = Timeline.#check(list);
+      w = parseWait(options, true);
+      const device = c.timelines[0]!.device;
+      for (const t of c.timelines) t.deviceFd('wait');
+      if (c.timelines.every((t) => t.device === device)) {
+        const first = multiWait(
+          device,
+          device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT'),
+          Uint32Array.from(c.timelines, (t) => t.liveHandle),
+          { ...w, absNs: 0n, fenceDeadline: undefined },
+          !any,
+          BigUint64Array.from(c.points),
+        );
+        if (first !== TIMED_OUT) return Promise.resolve(any ? first : -1);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const opts = { ...options, signal: undefined };
+    return combineWaits(
+      c.timelines.map((t, i) => (signal: AbortSignal) => t.wait(c.points[i]!, { ...opts, signal })),
+      any,
+      w.signal,
+    );
+  }
+
+  static #waitManySync(list: readonly TimelinePoint[], options: SyncWaitOptions | undefined, all: boolean): number {
+    const c = Timeline.#check(list);
+    const w = parseWait(options, false);
+    const device = c.timelines[0]!.device;
+    if (!c.timelines.every((t) => t.device === device))
+      throw new InvalidArgValueError('points', 'must all be on the same Device for a blocking wait', list);
+    for (const t of c.timelines) t.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    checkFenceDeadline(device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    const handles = Uint32Array.from(c.timelines, (t) => t.liveHandle);
+    const fd = device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    const first = multiWait(device, fd, handles, w, all, BigUint64Array.from(c.points));
+    if (first === TIMED_OUT) {
+      // Report the first entry that is not reached, with its timeline's state.
+      const i = c.timelines.findIndex((t, j) => !(w.mode === 'available' ? t.isAvailable(c.points[j]!) : t.isSignaled(c.points[j]!)));
+      const k = i < 0 ? 0 : i;
+      throw c.timelines[k]!.#timeoutError(c.points[k]!, w.mode, w.timeoutMs ?? 0, all ? undefined : c.points.length);
+    }
+    return all ? -1 : first;
+  }
+
+  protected override beforeClose(): void {
+    this.#queue?.close('Timeline');
+    this.#queue = null;
+  }
+
+  #waits(): PointWaitQueue {
+    if (this.#queue === null) {
+      this.#queue = new PointWaitQueue(
+        {
+          level: (mode) =>
+            native.syncobjQuery(
+              this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'),
+              this.liveHandle,
+              mode === 'available' ? F.QUERY_LAST_SUBMITTED : 0,
+            ),
+          arm: (eventFd, point, mode) =>
+            native.syncobjEventfd(
+              this.deviceFd('DRM_IOCTL_SYNCOBJ_EVENTFD'),
+              this.liveHandle,
+              point,
+              mode === 'available' ? F.WAIT_AVAILABLE : 0,
+              eventFd,
+            ),
+          timeoutError: (point, mode, timeoutMs) => this.#timeoutError(point, mode, timeoutMs),
+        },
+        syncobjFeatures(this.device).waitMechanism,
+        (active) => this.onDeviceClose(this.#onDeviceClose, active),
+      );
+    }
+    return this.#queue;
+  }
+
+  /** The TimelineTimeoutError for `point`, from the timeline's state now. */
+  #timeoutError(point: bigint, mode: WaitMode, timeoutMs: number, anyOf?: number): TimelineTimeoutError {
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY');
+    const lastSubmitted = native.syncobjQuery(fd, this.liveHandle, F.QUERY_LAST_SUBMITTED);
+    const lastSignaled = native.syncobjQuery(fd, this.liveHandle, 0);
+    const available = native.syncobjTimelineWait(fd, this.liveHandle, point, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
+    const reason = available && mode === 'signaled' ? 'unsignaled' : 'unsubmitted';
+    const state = `waiting for ${point}; last submitted ${lastSubmitted}; last signalled ${lastSignaled}`;
+    const which = anyOf === undefined ? `timeline point ${point}` : `none of ${anyOf} timeline points (e.g. ${point})`;
+    const what =
+      reason === 'unsubmitted'
+        ? `${which} was never submitted: no fence materialised ${describeTimeout(timeoutMs)}`
+        : `${which} was submitted but did not signal ${describeTimeout(timeoutMs)}`;
+    return new TimelineTimeoutError(point, lastSubmitted, lastSignaled, reason, `ETIME: ${what} (${state}), DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT`);
+  }
+
+  /** Rewrites an EINVAL from an unsubmitted source point into a clear error. */
+  #unsubmitted(err: unknown, point: bigint, call: string): unknown {
+    if (!(err instanceof ExplicitSyncError) || err.code !== 'EINVAL' || this.isAvailable(point)) return err;
+    const last = this.query({ lastSubmitted: true });
+    return new ExplicitSyncError(err.errno, call, {
+      message: `EINVAL: timeline point ${point} has not been submitted yet (last submitted ${last}), ${call}`,
+      cause: err,
+    });
+  }
+
+  #exportNow(point: bigint): SyncFile {
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
+    try {
+      if (syncobjFeatures(this.device).timelineSyncFile)
+        return SyncFile.adopt(native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE | F.EXPORT_TIMELINE, point));
+      const tmp = native.syncobjCreate(fd, 0);
+      try {
+        native.syncobjTransfer(fd, this.liveHandle, point, tmp, 0n, 0);
+        return SyncFile.adopt(native.syncobjHandleToFd(fd, tmp, F.EXPORT_SYNC_FILE, 0n));
+      } finally {
+        native.syncobjDestroy(fd, tmp);
+      }
+    } catch (err) {
+      throw this.#unsubmitted(err, point, 'DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
+    }
+  }
+
+  /** Passes a fence deadline hint to the point's fence (a zero-timeout wait with WAIT_DEADLINE). */
+  #hint(point: bigint, deadline: bigint): void {
+    native.syncobjTimelineWait(
+      this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT'),
+      this.liveHandle,
+      point,
+      0n,
+      F.WAIT_FOR_SUBMIT | F.WAIT_DEADLINE,
+      deadline,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device methods
+
+declare module './device' {
+  interface Device {
+    /**
+     * A new timeline syncobj (DRM_IOCTL_SYNCOBJ_CREATE) at point 0.
+     * @throws UnsupportedError (EOPNOTSUPP) on a device without DRM_CAP_SYNCOBJ_TIMELINE; ClosedError.
+     */
+    createTimeline(): Timeline;
+    /**
+     * Imports a timeline fd from exportFd() (possibly another process's) as a new handle on this
+     * device (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE). The fd stays yours: close it when done.
+     * @throws ExplicitSyncError EINVAL when fd is not a syncobj fd; UnsupportedError; ClosedError.
+     */
+    importTimeline(fd: number): Timeline;
+  }
+}
+
+Device.prototype.createTimeline = function createTimeline(this: Device): Timeline {
+  requireCap(this, 'timeline', 'DRM_IOCTL_SYNCOBJ_CREATE');
+  return Timeline.adopt(this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
+};
+
+Device.prototype.importTimeline = function importTimeline(this: Device, fd: number): Timeline {
+  return Timeline.adopt(this, importHandle(this, fd, 'timeline'));
+};

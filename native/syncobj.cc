@@ -6,7 +6,6 @@
 // waitSync() API); every event-loop path passes timeout 0. ETIME is returned (as -ETIME), not thrown,
 // so that the hot "is it signalled yet?" checks do not build an Error.
 #include <errno.h>
-#include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -236,19 +235,6 @@ static Napi::Value ClockMonotonic(const Napi::CallbackInfo& info) {
   return U64(info.Env(), static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec));
 }
 
-// syncobjMergeSyncFiles(fd1, fd2): fd — SYNC_IOC_MERGE into a new sync_file (owned by the caller),
-// used to put several fences into one timeline point.
-static Napi::Value SyncobjMergeSyncFiles(const Napi::CallbackInfo& info) {
-  es_syncobj_sync_merge_data args = {};
-  int fd1 = ArgFd(info, 0);
-  args.fd2 = ArgFd(info, 1);
-  args.fence = -1;
-  strncpy(args.name, "explicit-sync merge", sizeof(args.name) - 1);
-  int err = Ioctl(fd1, ES_SYNCOBJ_SYNC_IOC_MERGE, &args);
-  if (err) ThrowErrno(info.Env(), err, "SYNC_IOC_MERGE");
-  return Napi::Number::New(info.Env(), args.fence);
-}
-
 void InitSyncobj(Napi::Env env, Napi::Object exports) {
   exports.Set("syncobjCreate", Napi::Function::New(env, SyncobjCreate, "syncobjCreate"));
   exports.Set("syncobjDestroy", Napi::Function::New(env, SyncobjDestroy, "syncobjDestroy"));
@@ -262,7 +248,6 @@ void InitSyncobj(Napi::Env env, Napi::Object exports) {
   exports.Set("syncobjTimelineSignal", Napi::Function::New(env, SyncobjTimelineSignal, "syncobjTimelineSignal"));
   exports.Set("syncobjTransfer", Napi::Function::New(env, SyncobjTransfer, "syncobjTransfer"));
   exports.Set("syncobjEventfd", Napi::Function::New(env, SyncobjEventfd, "syncobjEventfd"));
-  exports.Set("syncobjMergeSyncFiles", Napi::Function::New(env, SyncobjMergeSyncFiles, "syncobjMergeSyncFiles"));
   exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate, "eventfdCreate"));
   exports.Set("eventfdDrain", Napi::Function::New(env, EventfdDrain, "eventfdDrain"));
   exports.Set("clockMonotonic", Napi::Function::New(env, ClockMonotonic, "clockMonotonic"));

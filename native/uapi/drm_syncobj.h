@@ -118,15 +118,4 @@ static_assert(sizeof(es_drm_syncobj_timeline_array) == 24, "drm_syncobj_timeline
 // 0xCE is MODE_GETFB2.
 #define ES_DRM_IOCTL_SYNCOBJ_EVENTFD ES_DRM_IOWR(0xCF, struct es_drm_syncobj_eventfd)
 
-// sync_file merge (include/uapi/linux/sync_file.h), for merging several fences into one point.
-struct es_syncobj_sync_merge_data {
-  char name[32];
-  __s32 fd2;
-  __s32 fence;
-  __u32 flags;
-  __u32 pad;
-};
-static_assert(sizeof(es_syncobj_sync_merge_data) == 48, "sync_merge_data layout");
-#define ES_SYNCOBJ_SYNC_IOC_MERGE _IOWR('>', 3, struct es_syncobj_sync_merge_data)
-
 #endif  // EXPLICIT_SYNC_UAPI_DRM_SYNCOBJ_H_

@@ -1,0 +1,478 @@
+/**
+ * What binary syncobjs ({@link Syncobj}) and timelines ({@link Timeline}) share: the native calls,
+ * the per-device feature probes, the handle-owning base class and the time model.
+ * @module
+ * @internal
+ */
+import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
+import { SyncFile } from './sync-file';
+import { Device, kDeviceCloseHooks, kDeviceFd } from './device';
+import { NativeCore, nativeFamily } from './native';
+import {
+  I64_MAX,
+  InvalidArgTypeError,
+  InvalidArgValueError,
+  OutOfRangeError,
+  toAbortSignal,
+  toEnum,
+  toFd,
+  toTimeoutMs,
+  toU64,
+} from './validate';
+import { PointWaitOptions, WaitMechanism, WaitMode } from './syncobj-wait';
+
+/** native/syncobj.cc */
+export interface NativeSyncobj extends NativeCore {
+  syncobjCreate(fd: number, flags: number): number;
+  syncobjDestroy(fd: number, handle: number): void;
+  syncobjHandleToFd(fd: number, handle: number, flags: number, point: bigint): number;
+  syncobjFdToHandle(fd: number, objFd: number, flags: number, handle: number, point: bigint): number;
+  syncobjWait(fd: number, handles: number | Uint32Array, timeoutNs: bigint, flags: number, deadlineNs: bigint): number;
+  syncobjTimelineWait(
+    fd: number,
+    handles: number | Uint32Array,
+    points: bigint | BigUint64Array,
+    timeoutNs: bigint,
+    flags: number,
+    deadlineNs: bigint,
+  ): number;
+  syncobjReset(fd: number, handles: number | Uint32Array): void;
+  syncobjSignal(fd: number, handles: number | Uint32Array): void;
+  syncobjQuery(fd: number, handle: number, flags: number): bigint;
+  syncobjTimelineSignal(fd: number, handle: number, point: bigint): void;
+  syncobjTransfer(fd: number, src: number, srcPoint: bigint, dst: number, dstPoint: bigint, flags: number): void;
+  syncobjEventfd(fd: number, handle: number, point: bigint, flags: number, eventFd: number): void;
+  eventfdCreate(): number;
+  eventfdDrain(fd: number): number;
+  clockMonotonic(): bigint;
+  SYNCOBJ: {
+    CREATE_SIGNALED: number;
+    IMPORT_SYNC_FILE: number;
+    IMPORT_TIMELINE: number;
+    EXPORT_SYNC_FILE: number;
+    EXPORT_TIMELINE: number;
+    WAIT_ALL: number;
+    WAIT_FOR_SUBMIT: number;
+    WAIT_AVAILABLE: number;
+    WAIT_DEADLINE: number;
+    QUERY_LAST_SUBMITTED: number;
+    ETIME: number;
+  };
+}
+
+export const native = nativeFamily<NativeSyncobj>();
+export const F = native.SYNCOBJ;
+/** What the native waits return on timeout. */
+export const TIMED_OUT = -F.ETIME;
+
+// ---------------------------------------------------------------------------------------------
+// Feature probes
+
+/** What a device's kernel and driver support for syncobjs. See `device.features`. */
+export interface SyncobjFeatures {
+  /** DRM_CAP_SYNCOBJ: binary syncobjs. */
+  readonly syncobj: boolean;
+  /** DRM_CAP_SYNCOBJ_TIMELINE: timeline syncobjs. */
+  readonly timeline: boolean;
+  /**
+   * DRM_IOCTL_SYNCOBJ_EVENTFD (Linux ≥ 6.6, devices with timeline support): async waits wake on an
+   * eventfd. Probed with a registration on handle 0, which answers ENOENT where the ioctl exists.
+   */
+  readonly eventfd: boolean;
+  /**
+   * DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE (Linux ≥ 6.8): the `fenceDeadline` wait option. Probed
+   * with a DRM_IOCTL_SYNCOBJ_WAIT of no handles carrying the flag.
+   */
+  readonly waitDeadline: boolean;
+  /**
+   * The *_FLAGS_TIMELINE flags of DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD / FD_TO_HANDLE (Linux ≥ 6.16):
+   * a timeline point is exported to / imported from a sync_file in one ioctl. Without them the
+   * library goes through a temporary binary syncobj and DRM_IOCTL_SYNCOBJ_TRANSFER (same result).
+   * Probed with an export of point 0 of handle 0, which answers ENOENT where the flag is known.
+   */
+  readonly timelineSyncFile: boolean;
+  /**
+   * How pending async waits learn about progress: 'eventfd' (an eventfd armed with
+   * DRM_IOCTL_SYNCOBJ_EVENTFD and watched on the event loop), or 'poll' (a zero-timeout QUERY /
+   * WAIT on a timer backing off from 1 ms to 32 ms). Neither ever blocks the event loop.
+   */
+  readonly waitMechanism: WaitMechanism;
+}
+
+const featureCache = new WeakMap<Device, SyncobjFeatures>();
+const mechanismOverride = new WeakMap<Device, WaitMechanism>();
+
+/** Whether `call` answers `expected` (true), or any other errno/success (false). */
+function answers(expected: string, call: () => unknown): boolean {
+  try {
+    call();
+    return false;
+  } catch (err) {
+    if (err instanceof ExplicitSyncError) return err.code === expected;
+    throw err;
+  }
+}
+
+/** The device's syncobj features, probed once per device (never from uname). */
+export function syncobjFeatures(device: Device): SyncobjFeatures {
+  let f = featureCache.get(device);
+  if (f === undefined) {
+    const fd = device[kDeviceFd]('features');
+    const { syncobj, timeline } = device.caps;
+    const eventfd = timeline && answers('ENOENT', () => native.syncobjEventfd(fd, 0, 0n, 0, -1));
+    let waitDeadline = false;
+    if (syncobj) {
+      try {
+        waitDeadline = native.syncobjWait(fd, new Uint32Array(0), 0n, F.WAIT_DEADLINE, 0n) >= 0;
+      } catch (err) {
+        if (!(err instanceof ExplicitSyncError)) throw err;
+      }
+    }
+    const timelineSyncFile =
+      timeline && answers('ENOENT', () => native.syncobjHandleToFd(fd, 0, F.EXPORT_SYNC_FILE | F.EXPORT_TIMELINE, 0n));
+    f = Object.freeze({ syncobj, timeline, eventfd, waitDeadline, timelineSyncFile, waitMechanism: eventfd ? 'eventfd' : 'poll' });
+    featureCache.set(device, f);
+  }
+  const forced = mechanismOverride.get(device);
+  return forced === undefined || forced === f.waitMechanism ? f : Object.freeze({ ...f, waitMechanism: forced });
+}
+
+/**
+ * @internal For tests: makes syncobjs created afterwards on `device` use `mechanism` ('poll' works
+ * everywhere; 'eventfd' only where the kernel has it).
+ */
+export function setWaitMechanism(device: Device, mechanism: WaitMechanism | undefined): void {
+  if (mechanism === undefined) mechanismOverride.delete(device);
+  else mechanismOverride.set(device, mechanism);
+}
+
+/** UnsupportedError for a device without syncobj / timeline support. */
+export function requireCap(device: Device, cap: 'syncobj' | 'timeline', call: string): void {
+  if (cap === 'syncobj' ? device.caps.syncobj : device.caps.timeline) return;
+  const feature =
+    cap === 'syncobj'
+      ? `syncobjs (DRM_CAP_SYNCOBJ) on ${device.driver.name} (${device.path})`
+      : `timeline syncobjs (DRM_CAP_SYNCOBJ_TIMELINE) on ${device.driver.name} (${device.path})`;
+  throw new UnsupportedError(errnoNumber('EOPNOTSUPP'), call, feature);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handle-owning base class
+
+/** @internal Method run after this library replaced the object's fence (transfer into it). */
+export const kFenceReplaced: unique symbol = Symbol('explicit-sync.fenceReplaced');
+
+interface Held {
+  device: Device;
+  handle: number;
+  what: string;
+}
+
+const leaks = new FinalizationRegistry<Held>((held) => {
+  if (held.device.closed) return; // the kernel freed the handle with the device's fd
+  try {
+    native.syncobjDestroy(held.device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_DESTROY'), held.handle);
+  } catch {
+    // Nothing to report to: the owner is gone. The warning still says what leaked.
+  }
+  process.emitWarning(`${held.what} (handle ${held.handle}) was garbage-collected without close(); it was destroyed`, {
+    code: 'EXPLICIT_SYNC_LEAK',
+  });
+});
+
+/**
+ * Base of objects that own a DRM syncobj handle. A handle lives on its Device's fd, so the object
+ * keeps its Device alive (never the other way round). Same contract as the fd owners:
+ * close() is idempotent (DRM_IOCTL_SYNCOBJ_DESTROY); after it `handle` is 0 and every method throws
+ * ClosedError (code 'EBADF'); closing the Device first makes every method throw ClosedError too,
+ * and rejects pending waits, rather than touch a stale handle; `using` works. A handle dropped
+ * without close() is destroyed when garbage-collected, with a warning (code 'EXPLICIT_SYNC_LEAK').
+ */
+export abstract class SyncobjResource implements Disposable {
+  readonly #device: Device;
+  #handle: number;
+  readonly #what: string;
+
+  protected constructor(device: Device, handle: number, what: string) {
+    this.#device = device;
+    this.#handle = handle;
+    this.#what = what;
+    leaks.register(this, { device, handle, what }, this);
+  }
+
+  /** The Device whose fd this handle lives on. */
+  get device(): Device {
+    return this.#device;
+  }
+
+  /** The syncobj handle on the device's fd (for other DRM ioctls), or 0 once closed. */
+  get handle(): number {
+    return this.#handle;
+  }
+
+  /** Whether close() was called, or the device closed. */
+  get closed(): boolean {
+    return this.#handle === 0 || this.#device.closed;
+  }
+
+  /** The device fd; ClosedError naming `call` when this object or its device is closed. */
+  protected deviceFd(call: string): number {
+    if (this.#handle === 0) throw new ClosedError(this.#what, call);
+    return this.#device[kDeviceFd](call);
+  }
+
+  /** The handle, for calls that already have the fd. */
+  protected get liveHandle(): number {
+    return this.#handle;
+  }
+
+  /** @internal The fence was replaced by this library (a transfer into it): re-check pending waits. */
+  [kFenceReplaced](): void {}
+
+  /** Runs before the handle is destroyed: subclasses reject pending waits here. */
+  protected beforeClose(): void {}
+
+  /** Destroys the handle (DRM_IOCTL_SYNCOBJ_DESTROY). Idempotent; pending waits reject with ClosedError. */
+  close(): void {
+    const handle = this.#handle;
+    if (handle === 0) return;
+    try {
+      this.beforeClose();
+    } finally {
+      this.#handle = 0;
+      leaks.unregister(this);
+      if (!this.#device.closed) native.syncobjDestroy(this.#device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_DESTROY'), handle);
+    }
+  }
+
+  /** Same as close(); never throws. */
+  [Symbol.dispose](): void {
+    try {
+      this.close();
+    } catch {
+      // Dispose must not throw.
+    }
+  }
+
+  /** Registers `hook` to run when the device closes (while waits are pending). */
+  protected onDeviceClose(hook: () => void, active: boolean): void {
+    if (this.#device.closed) return;
+    if (active) this.#device[kDeviceCloseHooks].add(hook);
+    else this.#device[kDeviceCloseHooks].delete(hook);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and the time model
+
+/** A timeline point: bigint or safe-integer number in [0, 2^64); RangeError otherwise, before any ioctl. */
+export function toPoint(value: unknown, name = 'point'): bigint {
+  return toU64(value, name);
+}
+
+/** A point a fence can be put at: like {@link toPoint} but > 0 (point 0 would turn the timeline binary). */
+export function toSignalPoint(value: unknown, name = 'point'): bigint {
+  const p = toU64(value, name);
+  if (p === 0n) throw new OutOfRangeError(name, '>= 1 (point 0 would replace the whole timeline)', value);
+  return p;
+}
+
+/** Time and cancellation options every wait takes. */
+export interface TimeOptions {
+  /** Give up after this many milliseconds (relative). Default: no limit. */
+  timeoutMs?: number;
+  /**
+   * Give up at this absolute instant: bigint nanoseconds of CLOCK_MONOTONIC (see
+   * {@link monotonicNow}). Exclusive with `timeoutMs`.
+   */
+  deadline?: bigint;
+}
+
+/** Options of the async waits. */
+export interface AsyncWaitOptions extends TimeOptions {
+  /** 'signaled' (default): the fence has signalled. 'available': a fence exists (was submitted). */
+  until?: WaitMode;
+  /** Cancels the wait: it rejects with an AbortError whose `cause` is `signal.reason`. */
+  signal?: AbortSignal;
+  /** Whether the pending wait keeps the process alive, like a timer (default true). */
+  ref?: boolean;
+  /**
+   * Hint for the fence's driver: it should signal by this CLOCK_MONOTONIC instant (bigint ns).
+   * DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE, Linux ≥ 6.8 (`device.features.waitDeadline`);
+   * UnsupportedError where missing. Applies to fences present when the wait starts.
+   */
+  fenceDeadline?: bigint;
+}
+
+/** Options of the blocking waits. */
+export interface SyncWaitOptions extends TimeOptions {
+  until?: WaitMode;
+  fenceDeadline?: bigint;
+}
+
+const MODES: readonly WaitMode[] = ['signaled', 'available'];
+
+/** Validated wait options. */
+export interface ParsedWait {
+  mode: WaitMode;
+  /** Relative ms for the event-loop timer; undefined = no limit. */
+  timeoutMs: number | undefined;
+  /** Absolute CLOCK_MONOTONIC ns for the kernel, clamped to INT64_MAX (= no limit). */
+  absNs: bigint;
+  signal: AbortSignal | undefined;
+  ref: boolean;
+  fenceDeadline: bigint | undefined;
+}
+
+/** Validates wait options (TypeError/RangeError before any ioctl). */
+export function parseWait(options: unknown, asyncWait: boolean): ParsedWait {
+  if (options !== undefined && (options === null || typeof options !== 'object'))
+    throw new InvalidArgTypeError('options', 'of type object', options);
+  const o = (options ?? {}) as AsyncWaitOptions;
+  const mode = o.until === undefined ? 'signaled' : toEnum(o.until, 'options.until', MODES);
+  const timeoutMs = toTimeoutMs(o.timeoutMs, 'options.timeoutMs');
+  if (o.deadline !== undefined && o.timeoutMs !== undefined)
+    throw new InvalidArgValueError('options.deadline', 'cannot be combined with options.timeoutMs', o.deadline);
+  if (o.deadline !== undefined && typeof o.deadline !== 'bigint')
+    throw new InvalidArgTypeError('options.deadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.deadline);
+  const deadline = o.deadline === undefined ? undefined : toU64(o.deadline, 'options.deadline');
+  if (o.fenceDeadline !== undefined && typeof o.fenceDeadline !== 'bigint')
+    throw new InvalidArgTypeError('options.fenceDeadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.fenceDeadline);
+  const fenceDeadline = o.fenceDeadline === undefined ? undefined : toU64(o.fenceDeadline, 'options.fenceDeadline');
+  const signal = asyncWait ? toAbortSignal(o.signal, 'options.signal') : undefined;
+  if (asyncWait && o.ref !== undefined && typeof o.ref !== 'boolean')
+    throw new InvalidArgTypeError('options.ref', 'of type boolean', o.ref);
+  const now = native.clockMonotonic();
+  let absNs: bigint;
+  let relMs: number | undefined;
+  if (deadline !== undefined) {
+    absNs = deadline;
+    relMs = deadline > now ? Number(deadline - now) / 1e6 : 0;
+  } else if (timeoutMs !== undefined) {
+    absNs = now + BigInt(Math.ceil(Math.min(timeoutMs, 1e15) * 1e6));
+    relMs = timeoutMs;
+  } else {
+    absNs = I64_MAX;
+    relMs = undefined;
+  }
+  if (absNs > I64_MAX) absNs = I64_MAX;
+  // An absolute 0 means "poll" to the kernel, which is what a deadline in the past means too.
+  return { mode, timeoutMs: relMs, absNs, signal, ref: o.ref !== false, fenceDeadline };
+}
+
+/** The queue's per-wait options. */
+export function queueOptions(w: ParsedWait): PointWaitOptions {
+  return { timeoutMs: w.timeoutMs, signal: w.signal, ref: w.ref };
+}
+
+/** UnsupportedError when `fenceDeadline` is asked for on a kernel without WAIT_DEADLINE. */
+export function checkFenceDeadline(device: Device, w: ParsedWait, call: string): void {
+  if (w.fenceDeadline !== undefined && !syncobjFeatures(device).waitDeadline)
+    throw new UnsupportedError(
+      errnoNumber('EINVAL'),
+      call,
+      'fence deadline hints (DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE)',
+      '6.8',
+    );
+}
+
+/** How long a wait waited, for messages. */
+export function describeTimeout(timeoutMs: number): string {
+  return timeoutMs === 0 ? 'at once (no timeout given)' : `within ${timeoutMs} ms`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several waits as one
+
+/**
+ * Runs one wait per entry with a shared AbortSignal: `all` resolves when every one did (-1), `any`
+ * with the index of the first; the first rejection rejects. The others are cancelled either way so
+ * that no wait is left pending.
+ */
+export function combineWaits(
+  starts: readonly ((signal: AbortSignal) => Promise<void>)[],
+  any: boolean,
+  userSignal: AbortSignal | undefined,
+): Promise<number> {
+  const ac = new AbortController();
+  const onAbort = (): void => ac.abort(userSignal?.reason);
+  userSignal?.addEventListener('abort', onAbort, { once: true });
+  return new Promise<number>((resolve, reject) => {
+    let left = starts.length;
+    let settled = false;
+    const finish = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      userSignal?.removeEventListener('abort', onAbort);
+      fn();
+      ac.abort(); // cancels the waits still pending; their rejections are ignored
+    };
+    starts.forEach((start, i) => {
+      start(ac.signal).then(
+        () => {
+          if (any) finish(() => resolve(i));
+          else if (--left === 0) finish(() => resolve(-1));
+        },
+        (err: unknown) => finish(() => reject(err)),
+      );
+    });
+  });
+}
+
+/** Validates a non-empty array argument. */
+export function toList<T>(value: unknown, name: string): T[] {
+  if (!Array.isArray(value)) throw new InvalidArgTypeError(name, 'an array', value);
+  if (value.length === 0) throw new InvalidArgValueError(name, 'must not be empty', value);
+  return value as T[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ioctl helpers both classes use
+
+/** The fd of a SyncFile argument; ClosedError (EBADF) when it is closed. */
+export function syncFileFd(sf: unknown, name: string, call: string): number {
+  if (!(sf instanceof SyncFile)) throw new InvalidArgTypeError(name, 'an instance of SyncFile', sf);
+  if (sf.fd < 0) throw new ClosedError(`${name} (SyncFile)`, call);
+  return sf.fd;
+}
+
+/** DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE of an opaque syncobj fd (the fd stays the caller's). */
+export function importHandle(device: Device, fd: number, cap: 'syncobj' | 'timeline'): number {
+  toFd(fd);
+  requireCap(device, cap, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
+  return native.syncobjFdToHandle(device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE'), fd, 0, 0, 0n);
+}
+
+/** Whether a (binary) handle holds a fence. Zero-timeout, never blocks. */
+export function hasFence(device: Device, fd: number, handle: number): boolean {
+  if (device.caps.timeline)
+    return native.syncobjTimelineWait(fd, handle, 0n, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
+  try {
+    native.syncobjWait(fd, handle, 0n, 0, 0n); // no flags: EINVAL when there is no fence
+    return true;
+  } catch (err) {
+    if (err instanceof ExplicitSyncError && err.code === 'EINVAL') return false;
+    throw err;
+  }
+}
+
+/**
+ * @internal One multi-handle wait ioctl: DRM_IOCTL_SYNCOBJ_WAIT, or DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT
+ * when there are points or the mode is 'available'. Returns first_signaled or TIMED_OUT.
+ */
+export function multiWait(
+  device: Device,
+  fd: number,
+  handles: Uint32Array,
+  w: Pick<ParsedWait, 'mode' | 'absNs' | 'fenceDeadline'>,
+  all: boolean,
+  points?: BigUint64Array,
+): number {
+  let flags = (all ? F.WAIT_ALL : 0) | (w.mode === 'available' ? F.WAIT_AVAILABLE : F.WAIT_FOR_SUBMIT);
+  if (w.fenceDeadline !== undefined) flags |= F.WAIT_DEADLINE;
+  const deadline = w.fenceDeadline ?? 0n;
+  if (points === undefined && w.mode === 'signaled') return native.syncobjWait(fd, handles, w.absNs, flags, deadline);
+  requireCap(device, 'timeline', 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+  return native.syncobjTimelineWait(fd, handles, points ?? new BigUint64Array(handles.length), w.absNs, flags, deadline);
+}
+
