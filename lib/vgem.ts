@@ -9,10 +9,12 @@
  * buffer are independent: they outlive both the buffer and the device.
  * @module
  */
-import { ClosedError, ExplicitSyncError, errnoNumber } from './errors';
-import { Device, kDeviceFd } from './device';
+import { constants as fsConstants, readdirSync } from 'node:fs';
+import { ClosedError, ExplicitSyncError, NoDeviceError, errnoNumber } from './errors';
+import { DRI_DIR } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
+import { FdResource } from './resource';
 import { InvalidArgTypeError, toInt, toOptions } from './validate';
 
 /** native/vgem.cc */
@@ -49,50 +51,92 @@ export interface VgemFenceOptions {
   write?: boolean;
 }
 
+/** DRM char devices have major 226. */
+const DRM_MAJOR = 226;
+const S_IFMT = 0o170000;
+const S_IFCHR = 0o020000;
+
+/** The DRM driver name behind an fd, or undefined when it is not a DRM node. */
+function drmDriver(fd: number): string | undefined {
+  const st = native.fstat(fd);
+  if ((st.mode & S_IFMT) !== S_IFCHR || st.rdevMajor !== DRM_MAJOR) return undefined;
+  return native.drmVersion(fd).name;
+}
+
 /**
  * An open vgem card node (/dev/dri/cardN: dumb buffers need the card node, the render node refuses
- * them). Owns its Device: close() it, or `using` it.
+ * them). Owns its fd: close() it, or `using` it.
  */
-export class VgemDevice implements Disposable {
-  readonly #device: Device;
+export class VgemDevice extends FdResource {
+  /** The node's path. */
+  readonly path: string;
   readonly #buffers = new Set<VgemBuffer>();
 
-  private constructor(device: Device) {
-    this.#device = device;
+  private constructor(fd: number, path: string) {
+    super(fd, `VgemDevice ${path}`);
+    this.path = path;
   }
 
   /**
-   * Opens the vgem card node at `path`, or the first one Device.list() finds.
+   * Opens the vgem card node at `path`, or the first vgem card node in /dev/dri. The node is
+   * identified by DRM_IOCTL_VERSION alone (vgem answers EOPNOTSUPP to DRM_CAP_DUMB_BUFFER although
+   * DUMB_CREATE works on its card node).
    * @throws NoDeviceError (code 'ENODEV') when there is none (or no /dev/dri at all);
    *   ExplicitSyncError code 'ENODEV' when `path` is not a vgem card node, 'ENOENT'/'EACCES' from open.
    */
   static open(path?: string): VgemDevice {
-    if (path !== undefined && typeof path !== 'string') throw new InvalidArgTypeError('path', 'of type string', path);
-    const device = path === undefined ? Device.open({ driver: 'vgem', render: false }) : Device.open(path);
-    if (device.driver.name !== 'vgem' || device.kind !== 'primary') {
-      const what = `${device.driver.name} ${device.kind} node`;
-      device.close();
-      throw new ExplicitSyncError(errnoNumber('ENODEV'), 'open', {
-        detail: path,
-        message: `ENODEV: not a vgem card node (it is a ${what}), open '${path}'`,
-      });
+    if (path !== undefined) {
+      if (typeof path !== 'string') throw new InvalidArgTypeError('path', 'of type string', path);
+      const fd = native.open(path, fsConstants.O_RDWR);
+      try {
+        const driver = drmDriver(fd);
+        const name = path.slice(path.lastIndexOf('/') + 1);
+        if (driver !== 'vgem' || !/^card\d+$/.test(name)) {
+          const what = driver === undefined ? 'not a DRM node' : `a ${driver} node`;
+          throw new ExplicitSyncError(errnoNumber('ENODEV'), 'open', {
+            detail: path,
+            message: `ENODEV: not a vgem card node (${what}), open '${path}'`,
+          });
+        }
+      } catch (err) {
+        native.close(fd);
+        throw err;
+      }
+      return new VgemDevice(fd, path);
     }
-    return new VgemDevice(device);
-  }
-
-  /** The node's path. */
-  get path(): string {
-    return this.#device.path;
-  }
-
-  /** The device fd, or -1 once closed. Do not close it yourself. */
-  get fd(): number {
-    return this.#device.fd;
-  }
-
-  /** Whether close() was called. */
-  get closed(): boolean {
-    return this.#device.closed;
+    let names: string[];
+    try {
+      names = readdirSync(DRI_DIR);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      names = [];
+    }
+    const cards = names.filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+    const found: string[] = [];
+    for (const name of cards) {
+      const p = `${DRI_DIR}/${name}`;
+      let fd: number;
+      try {
+        fd = native.open(p, fsConstants.O_RDWR);
+      } catch {
+        continue; // permissions: look further
+      }
+      let driver: string | undefined;
+      try {
+        driver = drmDriver(fd);
+      } catch {
+        driver = undefined;
+      }
+      if (driver === 'vgem') return new VgemDevice(fd, p);
+      native.close(fd);
+      found.push(`${p} (${driver ?? 'unknown'})`);
+    }
+    throw new NoDeviceError(
+      cards.length === 0
+        ? `ENODEV: no DRM device found in ${DRI_DIR}; vgem runs in the VM: npx explicit-sync vm -- <command>`
+        : `ENODEV: no vgem card node in ${DRI_DIR} (load the vgem module); found: ${found.join('; ')}`,
+      found,
+    );
   }
 
   /**
@@ -105,40 +149,24 @@ export class VgemDevice implements Disposable {
     const width = toInt(opts.width, 'options.width', 1, U32_MAX);
     const height = toInt(opts.height, 'options.height', 1, U32_MAX);
     const bpp = toInt(opts.bpp ?? 32, 'options.bpp', 1, U32_MAX);
-    const r = native.dumbCreate(this.#fd('DRM_IOCTL_MODE_CREATE_DUMB'), width, height, bpp);
+    const r = native.dumbCreate(this.openFd('DRM_IOCTL_MODE_CREATE_DUMB'), width, height, bpp);
     const buffer = new VgemBuffer(this, r.handle, { width, height, bpp, pitch: r.pitch, size: r.size });
     this.#buffers.add(buffer);
     return buffer;
   }
 
   /**
-   * Closes the device: every buffer and fence made from it is closed with it (the kernel frees the
-   * handles, and signals fences still unsignalled). Idempotent.
+   * Runs at close(): every buffer and fence made from this device ends with it (closing the fd
+   * frees the handles in the kernel, and vgem signals the fences still unsignalled).
    */
-  close(): void {
-    if (this.#device.closed) return;
+  protected override beforeClose(): void {
     for (const b of this.#buffers) b[kForget]();
     this.#buffers.clear();
-    this.#device.close();
   }
 
-  /** Same as close(); never throws. */
-  [Symbol.dispose](): void {
-    try {
-      this.close();
-    } catch {
-      // Dispose must not throw.
-    }
-  }
-
-  /** @internal The device fd, or ClosedError naming `call`. */
-  #fd(call: string): number {
-    return this.#device[kDeviceFd](call);
-  }
-
-  /** @internal For buffers and fences. */
+  /** @internal For buffers and fences: the fd, or ClosedError naming `call`. */
   [kFd](call: string): number {
-    return this.#fd(call);
+    return this.openFd(call);
   }
 
   /** @internal A buffer was closed on its own. */
