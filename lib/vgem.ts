@@ -30,10 +30,8 @@ const native = nativeFamily<NativeCore & NativeVgem>();
 
 const U32_MAX = 0xffffffff;
 
-/** Module-private keys for what buffers and fences need from their device. */
+/** Module-private key of the device fd accessor that buffers and fences use. */
 const kFd: unique symbol = Symbol('explicit-sync.vgemFd');
-const kRelease: unique symbol = Symbol('explicit-sync.vgemRelease');
-const kForget: unique symbol = Symbol('explicit-sync.vgemForget');
 
 /** Options for {@link VgemDevice.createBuffer}. */
 export interface VgemBufferOptions {
@@ -70,7 +68,6 @@ function drmDriver(fd: number): string | undefined {
 export class VgemDevice extends FdResource {
   /** The node's path. */
   readonly path: string;
-  readonly #buffers = new Set<VgemBuffer>();
 
   private constructor(fd: number, path: string) {
     super(fd, `VgemDevice ${path}`);
@@ -150,28 +147,16 @@ export class VgemDevice extends FdResource {
     const height = toInt(opts.height, 'options.height', 1, U32_MAX);
     const bpp = toInt(opts.bpp ?? 32, 'options.bpp', 1, U32_MAX);
     const r = native.dumbCreate(this.openFd('DRM_IOCTL_MODE_CREATE_DUMB'), width, height, bpp);
-    const buffer = new VgemBuffer(this, r.handle, { width, height, bpp, pitch: r.pitch, size: r.size });
-    this.#buffers.add(buffer);
-    return buffer;
+    return new VgemBuffer(this, r.handle, { width, height, bpp, pitch: r.pitch, size: r.size });
   }
 
-  /**
-   * Runs at close(): every buffer and fence made from this device ends with it (closing the fd
-   * frees the handles in the kernel, and vgem signals the fences still unsignalled).
-   */
-  protected override beforeClose(): void {
-    for (const b of this.#buffers) b[kForget]();
-    this.#buffers.clear();
-  }
+  // close() (FdResource) ends every buffer and fence made from this device: closing the fd frees
+  // their handles in the kernel and makes vgem signal the fences still unsignalled; they check
+  // the device on every call, so none of them ever reaches the kernel again.
 
   /** @internal For buffers and fences: the fd, or ClosedError naming `call`. */
   [kFd](call: string): number {
     return this.openFd(call);
-  }
-
-  /** @internal A buffer was closed on its own. */
-  [kRelease](buffer: VgemBuffer): void {
-    this.#buffers.delete(buffer);
   }
 
   /** @internal */
@@ -210,20 +195,19 @@ export class VgemBuffer implements Disposable {
 
   /** The GEM handle, or -1 once closed (or once its device is). */
   get handle(): number {
-    return this.#handle;
+    return this.device.closed ? -1 : this.#handle;
   }
 
   /** Whether the buffer (or its device) was closed. */
   get closed(): boolean {
-    return this.#handle < 0;
+    return this.handle < 0;
   }
 
+  /** The device fd and the handle, or ClosedError (the device's first). */
   #open(call: string): { fd: number; handle: number } {
-    if (this.#handle < 0) {
-      if (this.device.closed) this.device[kFd](call); // throws the device's ClosedError
-      throw new ClosedError('VgemBuffer', call);
-    }
-    return { fd: this.device[kFd](call), handle: this.#handle };
+    const fd = this.device[kFd](call);
+    if (this.#handle < 0) throw new ClosedError('VgemBuffer', call);
+    return { fd, handle: this.#handle };
   }
 
   /**
@@ -257,7 +241,7 @@ export class VgemBuffer implements Disposable {
     const handle = this.#handle;
     if (handle < 0) return;
     this.#handle = -1;
-    this.device[kRelease](this);
+    // A closed device already freed every handle; its fd number may belong to someone else now.
     if (!this.device.closed) native.gemClose(this.device[kFd]('DRM_IOCTL_GEM_CLOSE'), handle);
   }
 
@@ -268,11 +252,6 @@ export class VgemBuffer implements Disposable {
     } catch {
       // Dispose must not throw.
     }
-  }
-
-  /** @internal The device was closed: the kernel freed the handle. */
-  [kForget](): void {
-    this.#handle = -1;
   }
 }
 
