@@ -1,0 +1,50 @@
+// Shared by the syncobj and timeline kernel tests.
+import { readdirSync } from 'node:fs';
+import { Device, ExplicitSyncError, type SyncFile, type VgemDevice, type VgemFence, monotonicNow } from 'explicit-sync';
+import { openFds } from '../helpers.mjs';
+
+/** The first DRM node with timeline syncobjs (virtio_gpu in the VM). */
+export function openTimelineDevice(): Device {
+  try {
+    return Device.open({ require: ['timeline'] });
+  } catch (err) {
+    if (!(err instanceof ExplicitSyncError)) throw err;
+  }
+  // Fallback: try each node by path (a node whose discovery fails must not hide the others).
+  for (const name of readdirSync('/dev/dri').filter((n) => n.startsWith('renderD') || n.startsWith('card'))) {
+    let d: Device;
+    try {
+      d = Device.open(`/dev/dri/${name}`);
+    } catch {
+      continue;
+    }
+    if (d.caps.timeline) return d;
+    d.close();
+  }
+  throw new Error('no DRM device with timeline syncobjs');
+}
+
+/** An unsignalled vgem fence and a sync_file holding it. */
+export function vgemFence(vgem: VgemDevice): { fence: VgemFence; syncFile: SyncFile } {
+  const buf = vgem.createBuffer({ width: 4, height: 4 });
+  try {
+    const fence = buf.attachFence({ write: true });
+    const dmabuf = buf.exportDmaBuf();
+    try {
+      return { fence, syncFile: dmabuf.exportSyncFile('readwrite') };
+    } finally {
+      dmabuf.close();
+    }
+  } finally {
+    buf.close();
+  }
+}
+
+export function eventfdCount(): number {
+  return openFds().filter((f) => f.includes('[eventfd]')).length;
+}
+
+/** Milliseconds since `t0` (a monotonicNow() value). */
+export function since(t0: bigint): number {
+  return Number(monotonicNow() - t0) / 1e6;
+}
