@@ -89,8 +89,10 @@ function cap(fd: number, capability: number): bigint {
   try {
     return native.drmGetCap(fd, capability);
   } catch (err) {
-    // EINVAL: a capability this kernel does not know: it does not have it.
-    if (err instanceof ExplicitSyncError && err.code === 'EINVAL') return 0n;
+    // EINVAL: a capability this kernel does not know. EOPNOTSUPP: a capability only modeset (KMS)
+    // drivers report, asked of a driver without KMS (vgem and DRM_CAP_DUMB_BUFFER). Either way the
+    // kernel does not report it.
+    if (err instanceof ExplicitSyncError && (err.code === 'EINVAL' || err.code === 'EOPNOTSUPP')) return 0n;
     throw err;
   }
 }

@@ -139,7 +139,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
     try {
-      self->callback_.MakeCallback(env.Undefined(),
+      self->callback_.MakeCallback(self->Value(),
                                    {Napi::Number::New(env, status), Napi::Number::New(env, events)},
                                    self->context_);
     } catch (const Napi::Error& e) {

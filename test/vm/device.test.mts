@@ -6,7 +6,10 @@ import { shouldThrow } from '../helpers.mjs';
 
 describe('Device (kernel)', () => {
   describe('Device.list()', () => {
-    const list = Device.list();
+    let list: ReturnType<typeof Device.list> = [];
+    before(() => {
+      list = Device.list();
+    });
 
     it('finds the vgem card node, without syncobj', () => {
       const vgem = list.filter((d) => d.driver.name === 'vgem');
@@ -16,7 +19,9 @@ describe('Device (kernel)', () => {
       expect(card!.path).to.match(/^\/dev\/dri\/card\d+$/);
       expect(card!.caps.syncobj).to.equal(false);
       expect(card!.caps.timeline).to.equal(false);
-      expect(card!.caps.dumbBuffer).to.equal(true);
+      // vgem has no KMS: the kernel answers EOPNOTSUPP to DRM_CAP_DUMB_BUFFER (reported as false),
+      // although DUMB_CREATE itself works on its card node.
+      expect(card!.caps.dumbBuffer).to.equal(false);
       expect(card!.driver.version).to.match(/^\d+\.\d+\.\d+$/);
     });
 
