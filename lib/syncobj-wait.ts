@@ -137,16 +137,21 @@ class Lane {
   watcher: NativeFdWatcher | null = null;
   pollTimer: NodeJS.Timeout | undefined;
   pollDelay = 1;
+  /** Whether the watcher / poll timer currently keeps the loop alive. */
+  refed = true;
   constructor(readonly mode: WaitMode) {}
 }
 
-/** Rewrites an async rejection's stack to the wait() call site (as Node's fs promises do). */
-function withSite(err: Error, site: { stack?: string }): Error {
-  if (site.stack !== undefined) {
-    const frames = site.stack.slice(site.stack.indexOf('\n'));
-    err.stack = `${err.name}: ${err.message}${frames}`;
-  }
-  return err;
+/**
+ * Rewrites an async rejection's stack to the wait() call site (as Node's fs promises do). An error
+ * `shared` by several waits is copied first, so that each keeps its own stack.
+ */
+function withSite(err: Error, site: { stack?: string }, shared = false): Error {
+  if (site.stack === undefined) return err;
+  const out = shared ? (Object.create(Object.getPrototypeOf(err), Object.getOwnPropertyDescriptors(err)) as Error) : err;
+  const frames = site.stack.slice(site.stack.indexOf('\n'));
+  out.stack = `${err.name}: ${err.message}${frames}`;
+  return out;
 }
 
 /**
@@ -192,8 +197,11 @@ export class PointWaitQueue {
         return Promise.reject(err);
       }
     }
+    // The call site, for the stacks of timeout and abort rejections. Capturing costs ~10 µs, which
+    // dominates a wait's cost, so waits that cannot time out or abort skip it: they can only be
+    // rejected by close(), whose ClosedError carries the stack of the close() call.
     const site: { stack?: string } = {};
-    Error.captureStackTrace(site, PointWaitQueue.prototype.wait);
+    if (opts.timeoutMs !== undefined || opts.signal !== undefined) Error.captureStackTrace(site, PointWaitQueue.prototype.wait);
     const lane = this.#lanes[mode];
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = {
@@ -244,7 +252,7 @@ export class PointWaitQueue {
     for (const lane of Object.values(this.#lanes)) {
       while (lane.waiters.size > 0) {
         const w = lane.waiters.pop()!;
-        if (!w.done) this.#settle(w, withSite(err, w.site), false);
+        if (!w.done) this.#settle(w, withSite(err, w.site, true), false);
       }
       this.#idle(lane);
     }
@@ -300,6 +308,7 @@ export class PointWaitQueue {
       lane.eventFd = native.eventfdCreate();
       lane.watcher = new native.FdWatcher(lane.eventFd, (status) => this.#onReadable(lane, status));
       lane.watcher.start(native.POLL.READABLE);
+      lane.refed = true; // a started uv_poll is ref'd
     }
     const lowestArmed = lane.armed.peek();
     if (lowestArmed === undefined || point < lowestArmed) {
@@ -315,11 +324,14 @@ export class PointWaitQueue {
       lane.pollDelay = Math.min(lane.pollDelay * 2, POLL_MAX_INTERVAL_MS);
       this.#service(lane); // schedules the next check while waits remain
     }, lane.pollDelay);
-    if (lane.refs === 0) lane.pollTimer.unref();
+    lane.refed = lane.refs > 0;
+    if (!lane.refed) lane.pollTimer.unref();
   }
 
   #updateRef(lane: Lane): void {
     const ref = lane.refs > 0;
+    if (ref === lane.refed) return;
+    lane.refed = ref;
     lane.watcher?.setRef(ref);
     if (ref) lane.pollTimer?.ref();
     else lane.pollTimer?.unref();
@@ -330,7 +342,7 @@ export class PointWaitQueue {
       const err = new ExplicitSyncError(-status, 'poll');
       while (lane.waiters.size > 0) {
         const w = lane.waiters.pop()!;
-        if (!w.done) this.#settle(w, withSite(err, w.site), false);
+        if (!w.done) this.#settle(w, withSite(err, w.site, true), false);
       }
       this.#idle(lane);
       return;
@@ -348,7 +360,7 @@ export class PointWaitQueue {
       const e = err instanceof Error ? err : new Error(String(err));
       while (lane.waiters.size > 0) {
         const w = lane.waiters.pop()!;
-        if (!w.done) this.#settle(w, withSite(e, w.site), false);
+        if (!w.done) this.#settle(w, withSite(e, w.site, true), false);
       }
       this.#idle(lane);
       return;
@@ -369,7 +381,7 @@ export class PointWaitQueue {
       const e = err instanceof Error ? err : new Error(String(err));
       while (lane.waiters.size > 0) {
         const w = lane.waiters.pop()!;
-        if (!w.done) this.#settle(w, withSite(e, w.site), false);
+        if (!w.done) this.#settle(w, withSite(e, w.site, true), false);
       }
       this.#idle(lane);
     }
