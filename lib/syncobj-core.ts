@@ -20,6 +20,7 @@ import {
   toU64,
 } from './validate';
 import { PointWaitOptions, WaitMechanism, WaitMode } from './syncobj-wait';
+import { abortError } from './watcher';
 
 /** native/syncobj.cc */
 export interface NativeSyncobj extends NativeCore {
@@ -394,6 +395,7 @@ export function combineWaits(
   any: boolean,
   userSignal: AbortSignal | undefined,
 ): Promise<number> {
+  if (userSignal?.aborted) return Promise.reject(abortError(userSignal));
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(userSignal?.reason);
   userSignal?.addEventListener('abort', onAbort, { once: true });

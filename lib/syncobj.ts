@@ -29,6 +29,7 @@ import {
   syncobjFeatures,
   toList,
 } from './syncobj-core';
+import { abortError } from './watcher';
 import { PointWaitQueue, WaitMode, WaitSource } from './syncobj-wait';
 import { InvalidArgTypeError, InvalidArgValueError, toOptions } from './validate';
 
@@ -228,6 +229,7 @@ export class Syncobj extends SyncobjResource {
     try {
       items = Syncobj.#check(list);
       w = parseWait(options, true);
+      if (w.signal?.aborted) return Promise.reject(abortError(w.signal));
       const device = items[0]!.device;
       if (items.every((s) => s.device === device) && (w.mode === 'signaled' || device.caps.timeline)) {
         const fd = items[0]!.deviceFd('DRM_IOCTL_SYNCOBJ_WAIT');

@@ -31,6 +31,7 @@ import {
   toPoint as parsePoint,
   toSignalPoint,
 } from './syncobj-core';
+import { abortError } from './watcher';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
 import { InvalidArgTypeError, InvalidArgValueError, toAbortSignal, toOptions, toTimeoutMs } from './validate';
 
@@ -342,6 +343,7 @@ export class Timeline extends SyncobjResource {
     try {
       c = Timeline.#check(list);
       w = parseWait(options, true);
+      if (w.signal?.aborted) return Promise.reject(abortError(w.signal));
       const device = c.timelines[0]!.device;
       for (const t of c.timelines) t.deviceFd('wait');
       if (c.timelines.every((t) => t.device === device)) {

@@ -2,6 +2,7 @@
 // fails the test if one is reached), and the handle-owner contract (close, ClosedError, using).
 import { expect } from 'chai';
 import {
+  AbortError,
   ClosedError,
   Device,
   ExplicitSyncError,
@@ -55,6 +56,19 @@ describe('Syncobj (host: validation before any ioctl)', () => {
     await shouldReject(Syncobj.waitAny([s], { timeoutMs: -2 }), OutOfRangeError);
     shouldThrow(() => Syncobj.waitAllSync([]), InvalidArgValueError);
     shouldThrow(() => Syncobj.waitAnySync([s, 3 as never]), InvalidArgTypeError);
+  });
+
+  it('an already aborted signal rejects wait / waitAll / waitAny with AbortError before any ioctl', async () => {
+    const ac = new AbortController();
+    ac.abort('no');
+    for (const p of [Syncobj.waitAll([s], { signal: ac.signal }), Syncobj.waitAny([s], { signal: ac.signal })]) {
+      const e = await shouldReject(p, AbortError);
+      expect(e.cause).to.equal('no');
+    }
+    const t = Timeline.adopt(device, 12);
+    await shouldReject(Timeline.waitAny([{ timeline: t, point: 1 }], { signal: ac.signal }), AbortError);
+    retire(device);
+    t.close();
   });
 
   it('waitAllSync across devices is refused (one ioctl cannot span two DRM files)', () => {

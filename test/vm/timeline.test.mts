@@ -12,6 +12,7 @@ import {
   Syncobj,
   Timeline,
   TimelineTimeoutError,
+  UnsupportedError,
   VgemDevice,
   monotonicNow,
 } from 'explicit-sync';
@@ -489,6 +490,16 @@ describe('Timeline (kernel)', () => {
       expect(e.errno).to.equal(-2);
       expect(e.syscall).to.equal('ioctl');
       expect(e.ioctl).to.equal('DRM_IOCTL_SYNCOBJ_QUERY');
+    });
+
+    it('createTimeline() / createSyncobj() on vgem (no syncobj) throw UnsupportedError (EOPNOTSUPP)', () => {
+      using d = Device.open(vgem.path);
+      expect(d.caps.syncobj).to.equal(false);
+      const e = shouldThrow(() => d.createTimeline(), UnsupportedError);
+      expect(e.code).to.equal('EOPNOTSUPP');
+      expect(e.feature).to.contain('DRM_CAP_SYNCOBJ_TIMELINE');
+      shouldThrow(() => d.createSyncobj(), UnsupportedError);
+      expect(d.features).to.deep.include({ syncobj: false, timeline: false, eventfd: false, waitMechanism: 'poll' });
     });
   });
 });
