@@ -9,6 +9,9 @@
 import { AbortError, ClosedError, ExplicitSyncError } from './errors';
 import { native, NativeFdWatcher } from './native';
 
+/** setTimeout's largest delay. */
+export const TIMER_MAX_MS = 0x7fffffff;
+
 /** Options every async wait accepts. */
 export interface WaitOptions {
   /** Reject with TimeoutError after this many milliseconds (default: no timeout). */
@@ -94,9 +97,18 @@ export class FdWaitQueue {
       const w: Waiter = { resolve, reject, ref: opts.ref, timer: undefined, signal: opts.signal, onAbort: undefined, site };
       if (opts.timeoutMs !== undefined) {
         const onTimeout = opts.onTimeout;
-        w.timer = setTimeout(() => this.#settle(w, withSite(onTimeout(), site)), opts.timeoutMs);
-        // The poll handle keeps the loop alive for ref'd waits; the timer never has to.
-        w.timer.unref();
+        const deadline = performance.now() + opts.timeoutMs;
+        const arm = (ms: number): void => {
+          // setTimeout fires after 1 ms for delays past 2^31-1 ms: chain timers for longer waits.
+          w.timer = setTimeout(() => {
+            const left = deadline - performance.now();
+            if (left > 0) arm(left);
+            else this.#settle(w, withSite(onTimeout(), site));
+          }, Math.min(ms, TIMER_MAX_MS));
+          // The poll handle keeps the loop alive for ref'd waits; the timer never has to.
+          w.timer.unref();
+        };
+        arm(opts.timeoutMs);
       }
       if (opts.signal !== undefined) {
         const signal = opts.signal;
