@@ -6,6 +6,12 @@
 //
 // --direct runs the kernel tests on this machine's own /dev/dri instead of booting the VM (the
 // default when EXPLICIT_SYNC_IN_VM=1 or when /dev/dri exists and EXPLICIT_SYNC_FORCE_VM is unset).
+//
+// Conformance mode: EXPLICIT_SYNC_DEVICE=/dev/dri/renderD128 npm test runs only the device-generic
+// kernel tests (dist-test/conformance) against that node, directly on this machine (in the VM only
+// with EXPLICIT_SYNC_FORCE_VM=1), whatever its driver. Tests needing what the driver lacks skip
+// with a printed reason, and skips are listed, not failed. Without the variable the kernel tests
+// are dist-test/vm plus dist-test/conformance on the nodes found, and in the VM any skip fails.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -60,9 +66,20 @@ export function parseMochaSummary(output) {
   return { passed: num(/^\s*(\d+) passing/m), failed: num(/^\s*(\d+) failing/m), pending: num(/^\s*(\d+) pending/m) };
 }
 
+/** The reasons conformance tests printed when they skipped ("skipped: …" lines). */
+export function skipReasons(output) {
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+  return [...plain.matchAll(/^\s*skipped: (.*)$/gm)].map((m) => m[1].trim());
+}
+
 async function suite(title, cmd, argv, { skipsFail, env }) {
   step(title);
   const { code, output } = await run(cmd, argv, env);
+  const reasons = skipReasons(output);
+  if (reasons.length > 0) {
+    console.log(`${title}: skip reasons:`);
+    for (const r of new Set(reasons)) console.log(`  - ${r}`);
+  }
   const s = parseMochaSummary(output);
   if (s === null) {
     console.log(`${title}: no mocha summary (exit status ${code}): counted as one failure`);
@@ -91,12 +108,21 @@ if (!args.has('--vm-only')) {
 }
 
 if (!args.has('--host-only')) {
-  const vmTests = [mocha, 'dist-test/vm/**/*.test.mjs'];
+  const conformance = process.env.EXPLICIT_SYNC_DEVICE ? process.env.EXPLICIT_SYNC_DEVICE : undefined;
+  const vmTests = conformance
+    ? [mocha, 'dist-test/conformance/**/*.test.mjs']
+    : [mocha, 'dist-test/vm/**/*.test.mjs', 'dist-test/conformance/**/*.test.mjs'];
   const direct =
     args.has('--direct') ||
     process.env.EXPLICIT_SYNC_IN_VM === '1' ||
+    (conformance !== undefined && process.env.EXPLICIT_SYNC_FORCE_VM === undefined) ||
     (existsSync('/dev/dri') && process.env.EXPLICIT_SYNC_FORCE_VM === undefined);
-  if (direct) {
+  if (conformance !== undefined) {
+    // EXPLICIT_SYNC_DEVICE is forwarded into the VM like every EXPLICIT_SYNC_* variable.
+    const title = `conformance tests on ${conformance}${direct ? '' : ' (in the VM)'}`;
+    const argv = direct ? vmTests : [join(root, 'bin', 'explicit-sync.js'), 'vm', '--', 'node', ...vmTests];
+    add(await suite(title, process.execPath, argv, { skipsFail: false }));
+  } else if (direct) {
     add(await suite('kernel tests (this machine\'s /dev/dri)', process.execPath, vmTests, { skipsFail: false }));
   } else {
     const cli = join(root, 'bin', 'explicit-sync.js');
