@@ -26,13 +26,16 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Default bound on a whole run, in seconds. */
 export const DEFAULT_TIMEOUT_SEC = 900;
+/** Default guest memory (MiB) and CPU count. */
 export const DEFAULT_MEMORY_MIB = 2048;
 export const DEFAULT_CPUS = 2;
 
 /** The environment variable that overrides the default timeout (the flag wins over it). */
 export const TIMEOUT_ENV = 'EXPLICIT_SYNC_VM_TIMEOUT';
 
+/** `explicit-sync vm --help`. */
 export const VM_USAGE = `Usage: explicit-sync vm [options] -- <command> [args...]
 
 Boots a throwaway Linux 6.12 VM (vgem, virtio-gpu, udmabuf, dma-heap) with the

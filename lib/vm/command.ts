@@ -1,0 +1,64 @@
+/**
+ * `explicit-sync vm`: the CLI face of runInVm.
+ */
+import type { CliCommand } from '../cli';
+import { parseVmArgs, UsageError, VM_USAGE } from './args';
+import { resolveEnvSpecs } from './guest-env';
+import { runInVm, VmSetupError } from './index';
+
+/** Exit statuses for a run interrupted by SIGINT / SIGTERM (128 + signal number, as shells do). */
+const SIGNAL_EXIT: Readonly<Record<'SIGINT' | 'SIGTERM', number>> = { SIGINT: 130, SIGTERM: 143 };
+
+async function runVm(argv: readonly string[]): Promise<number> {
+  let options;
+  try {
+    options = parseVmArgs(argv, process.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`explicit-sync vm: ${err.message}\n\n${VM_USAGE}\n`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(`${VM_USAGE}\n`);
+    return 0;
+  }
+
+  // Ctrl-C or a TERM kills the VM (it would otherwise keep running) and ends with 128 + signal.
+  const interrupted = new AbortController();
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => interrupted.abort(signal);
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((s) => [s, () => onSignal(s)] as const);
+  for (const [s, h] of handlers) process.once(s, h);
+  try {
+    const result = await runInVm({
+      command: options.command,
+      timeoutSec: options.timeoutSec,
+      kvm: options.kvm,
+      env: resolveEnvSpecs(process.env, options.env),
+      quiet: options.quiet,
+      memoryMiB: options.memoryMiB,
+      cpus: options.cpus,
+      signal: interrupted.signal,
+    });
+    return result.exitCode;
+  } catch (err) {
+    const reason: unknown = interrupted.signal.reason;
+    if (interrupted.signal.aborted && (reason === 'SIGINT' || reason === 'SIGTERM')) {
+      process.stderr.write(`[explicit-sync vm] interrupted (${reason}); killed the VM\n`);
+      return SIGNAL_EXIT[reason];
+    }
+    if (err instanceof VmSetupError) {
+      process.stderr.write(`${err.message.split('\n').map((line) => `[explicit-sync vm] ${line}`).join('\n')}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    for (const [s, h] of handlers) process.removeListener(s, h);
+  }
+}
+
+/** The `vm` subcommand, registered in lib/cli.ts. */
+export const vmCommand: CliCommand = {
+  name: 'vm',
+  summary: 'run a command in a throwaway VM with vgem, virtio-gpu, udmabuf and dma-heap',
+  run: runVm,
+};

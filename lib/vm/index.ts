@@ -1,0 +1,197 @@
+/**
+ * Programmatic API of the VM runner: boot the test VM, run one command in it, report its status.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_CPUS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_SEC, type KvmMode } from './args';
+import { defaultCacheRoot, processAlive } from './cache';
+import { deadlineAt, formatSeconds, handshakeMs, remainingMs, timerDelay } from './deadline';
+import { renderRunScript, selectGuestEnv } from './guest-env';
+import { chooseAccel, kvmOpenable, readVerdict, verdictFile, writeVerdict, type AccelPlan } from './kvm';
+import { checkTools, ensureVmImage, VmSetupError, type VmImage } from './provision';
+import { bootQemu, kernelCmdline, type Accel, type BootResult } from './qemu';
+
+export { VmSetupError } from './provision';
+export type { KvmMode } from './args';
+
+/** Options of runInVm(). */
+export interface RunInVmOptions {
+  /** argv of the command; it runs in `cwd` with stdin from /dev/null and stderr merged into stdout. */
+  command: string[];
+  /** Working directory in the guest, the same absolute path as on the host (default process.cwd()). */
+  cwd?: string;
+  /** Bound on the whole run including provisioning (default 900 s). */
+  timeoutSec?: number;
+  kvm?: KvmMode;
+  /**
+   * Extra guest variables, set after the automatically forwarded ones (EXPLICIT_SYNC_*, CI, TERM,
+   * NO_COLOR, FORCE_COLOR, NODE_OPTIONS).
+   */
+  env?: Record<string, string>;
+  /** No progress messages on stderr (failures are still reported there). */
+  quiet?: boolean;
+  /** Receives the command's output as it arrives (default: written to stdout). */
+  onOutput?: (chunk: string) => void;
+  memoryMiB?: number;
+  cpus?: number;
+  /** Aborting kills the VM; runInVm then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** How the run ended: the command exited, or the VM was stopped or failed before it could. */
+export type RunInVmReason = 'exited' | 'timeout' | 'panic' | 'no-marker';
+
+/** What runInVm() resolves to. */
+export interface RunInVmResult {
+  /** The command's status; 124 on timeout; 125 on a panic or a guest that ended without a status. */
+  exitCode: number;
+  reason: RunInVmReason;
+  /** From starting QEMU to the command starting (the last boot, if KVM fell back to TCG). */
+  bootMs?: number;
+}
+
+/** Exit status of a run that timed out (as timeout(1)), and of a guest that failed. */
+export const EXIT_TIMEOUT = 124;
+export const EXIT_GUEST_FAILURE = 125;
+
+const TAG = '[explicit-sync vm]';
+
+/** Creates the per-run directory (run.sh + cwd) that the guest's /init reads over 9p. */
+function makeRunDir(cache: string, nonce: string, script: string, cwd: string): string {
+  const runs = path.join(cache, 'runs');
+  fs.mkdirSync(runs, { recursive: true });
+  // Leftovers of runs that were killed: their names start with a pid that no longer exists.
+  for (const name of fs.readdirSync(runs)) {
+    const pid = Number.parseInt(name, 10);
+    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) fs.rmSync(path.join(runs, name), { recursive: true, force: true });
+  }
+  const dir = path.join(runs, `${process.pid}-${nonce}`);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'run.sh'), script);
+  fs.writeFileSync(path.join(dir, 'cwd'), `${cwd}\n`);
+  return dir;
+}
+
+/** Boots the VM once or, when KVM fails its handshake under --kvm auto, twice. */
+async function boot(cache: string, image: VmImage, runDir: string, nonce: string, opts: RunInVmOptions, deadlineMs: number, progress: (m: string) => void): Promise<BootResult> {
+  const verdictPath = verdictFile(cache, os.release());
+  let plan: AccelPlan;
+  try {
+    plan = chooseAccel(opts.kvm ?? 'auto', kvmOpenable(), readVerdict(verdictPath));
+  } catch (err) {
+    throw new VmSetupError((err as Error).message);
+  }
+  const launch = (accel: Accel): Promise<BootResult> => {
+    progress(`booting (${accel})`);
+    const hs = handshakeMs(deadlineMs, Date.now());
+    return bootQemu(
+      {
+        kernel: image.kernel.vmlinuz, initrd: image.initrd, accel,
+        memoryMiB: opts.memoryMiB ?? DEFAULT_MEMORY_MIB, cpus: opts.cpus ?? DEFAULT_CPUS,
+        append: kernelCmdline(runDir, nonce),
+      },
+      nonce,
+      {
+        deadlineMs,
+        ...(accel === 'kvm' && !hs.cutByDeadline ? { handshakeMs: hs.ms } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onOutput: opts.onOutput ?? ((text) => void process.stdout.write(text)),
+        onInit: () => {
+          if (accel === 'kvm' && plan.fallback) writeVerdict(verdictPath, 'ok');
+        },
+        onReady: (ms) => progress(`guest up in ${formatSeconds(ms)}`),
+      },
+    );
+  };
+  const first = await launch(plan.first);
+  if (first.outcome.kind !== 'kvm-failed') return first;
+  if (!plan.fallback) throw new VmSetupError(`KVM failed: ${first.outcome.why}`);
+  writeVerdict(verdictPath, 'broken');
+  progress(`KVM does not work here (${first.outcome.why}); falling back to TCG and remembering that in ${verdictPath}`);
+  return launch('tcg');
+}
+
+/** Explains a failed run on stderr: the guest's boot log when it never started the command. */
+function reportFailure(result: BootResult, message: string): void {
+  const lines = [`${TAG} ${message}`];
+  if (result.bootMs === undefined && result.bootLog.trim()) lines.push(`${TAG} guest console before the failure:`, result.bootLog.trimEnd());
+  if (result.stderr.trim()) lines.push(`${TAG} qemu stderr:`, result.stderr.trimEnd());
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+/**
+ * Boots Debian's 6.12 kernel under QEMU with vgem, virtio-gpu, udmabuf and the system dma-heap,
+ * the host's / mounted read-only as the guest's root, and runs `command` there.
+ * Rejects with VmSetupError when the host lacks what the VM needs.
+ */
+export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
+  const started = Date.now();
+  const deadlineMs = deadlineAt(started, options.timeoutSec ?? DEFAULT_TIMEOUT_SEC);
+  const progress = (message: string): void => {
+    if (!options.quiet) process.stderr.write(`${TAG} ${message}\n`);
+  };
+  if (options.command.length === 0) throw new TypeError('runInVm: command must not be empty');
+  checkTools();
+
+  const cache = defaultCacheRoot();
+  if (/\s/.test(cache)) throw new VmSetupError(`the cache path ${JSON.stringify(cache)} contains whitespace; set EXPLICIT_SYNC_CACHE`);
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+
+  // Provisioning tools are killed at the deadline too.
+  const provisioning = new AbortController();
+  const deadlineTimer = setTimeout(() => provisioning.abort(), timerDelay(remainingMs(deadlineMs, Date.now())));
+  const onUserAbort = (): void => provisioning.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onUserAbort, { once: true });
+  let image: VmImage;
+  try {
+    image = await ensureVmImage({ cache, progress, tool: { signal: provisioning.signal } }, provisioning.signal);
+  } catch (err) {
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (err instanceof VmSetupError) throw err;
+    if (!provisioning.signal.aborted) throw new VmSetupError(`cannot provision the VM: ${(err as Error).message}`, { cause: err });
+    process.stderr.write(`${TAG} timed out after ${formatSeconds(Date.now() - started)} while provisioning the VM\n`);
+    return { exitCode: EXIT_TIMEOUT, reason: 'timeout' };
+  } finally {
+    clearTimeout(deadlineTimer);
+    options.signal?.removeEventListener('abort', onUserAbort);
+  }
+
+  const nonce = randomBytes(8).toString('hex');
+  // The command sees a tty exactly when our own output goes to one.
+  const tty = options.onOutput === undefined && process.stdout.isTTY === true;
+  const script = renderRunScript({
+    command: options.command,
+    cwd,
+    env: selectGuestEnv(process.env, options.env),
+    tty,
+    ...(tty ? { size: { columns: process.stdout.columns, rows: process.stdout.rows } } : {}),
+  });
+  const runDir = makeRunDir(cache, nonce, script, cwd);
+  try {
+    const result = await boot(cache, image, runDir, nonce, options, deadlineMs, progress);
+    const { outcome } = result;
+    const bootMs = result.bootMs !== undefined ? { bootMs: result.bootMs } : {};
+    switch (outcome.kind) {
+      case 'exited':
+        progress(`command exited with status ${outcome.code} after ${formatSeconds(Date.now() - started)} in total`);
+        return { exitCode: outcome.code, reason: 'exited', ...bootMs };
+      case 'timeout':
+        reportFailure(result, `timed out after ${formatSeconds(Date.now() - started)} (--timeout); killed the VM`);
+        return { exitCode: EXIT_TIMEOUT, reason: 'timeout', ...bootMs };
+      case 'panic':
+        reportFailure(result, 'the guest kernel panicked');
+        return { exitCode: EXIT_GUEST_FAILURE, reason: 'panic', ...bootMs };
+      case 'no-marker':
+        reportFailure(result, `QEMU ended (${outcome.qemuStatus}) without the command's exit status`);
+        return { exitCode: EXIT_GUEST_FAILURE, reason: 'no-marker', ...bootMs };
+      case 'aborted':
+        throw options.signal?.reason ?? new Error('aborted');
+      case 'kvm-failed':
+        throw new VmSetupError(`KVM failed: ${outcome.why}`);
+    }
+  } finally {
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}

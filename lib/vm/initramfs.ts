@@ -1,0 +1,170 @@
+/**
+ * The guest's initramfs: static busybox, the needed modules (decompressed) and /init.
+ *
+ * Cached as <cache>/initramfs/<kver>-<hash>.cpio.gz, where the hash covers everything that goes
+ * into it (the /init text, the module list and files, busybox), so any change rebuilds it.
+ * Nothing per-run is inside: the command, its cwd and environment reach the guest through the
+ * per-run directory named on the kernel command line (see index.ts).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { makeTempDir, publish } from './cache';
+import { INIT_MARKER, READY_MARKER, exitMarker } from './console';
+import { GUEST_RUN_DIR } from './guest-env';
+import type { Kernel, ProvisionContext } from './kernel';
+import { GUEST_MODULES, canonicalModuleName, resolveModules, type ModuleFile } from './modules';
+import { BUSYBOX_PATH, runTool, toolPath } from './tools';
+
+/**
+ * A module built out of tree (the hook for vkms, which Debian's kernel lacks): loaded after the
+ * in-tree modules, whose names it lists in `depends`.
+ */
+export interface ExtraModule {
+  name: string;
+  /** An uncompressed .ko built against the same kernel. */
+  file: string;
+  depends: readonly string[];
+}
+
+/** Bump when the initramfs layout changes in a way the hash inputs do not show. */
+const FORMAT = 1;
+
+/**
+ * /init, run by the kernel as PID 1 (busybox sh). Its console protocol is described in
+ * console.ts; on a setup failure it says why and powers off without an exit marker.
+ */
+export function renderInit(modules: readonly string[]): string {
+  return `#!/bin/busybox sh
+# explicit-sync guest /init (generated). PID 1: must never exit (the kernel would panic).
+export PATH=/bin
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+echo ${INIT_MARKER}
+# Printk writes the console synchronously and would overtake (or, at power-off, cut short) what is
+# still queued in the tty: drain it first (busybox stty sets the mode with TCSADRAIN).
+off() { stty -onlcr; echo o >/proc/sysrq-trigger 2>/dev/null || poweroff -f; sleep 60; }
+fail() { echo "explicit-sync init: $*"; off; }
+mount -t proc proc /proc || fail "cannot mount /proc"
+mount -t sysfs sysfs /sys || fail "cannot mount /sys"
+for m in ${modules.join(' ')}; do
+  insmod /lib/modules/$m.ko || fail "cannot load module $m"
+done
+run= nonce=
+for arg in $(cat /proc/cmdline); do
+  case $arg in es.run=*) run=\${arg#es.run=} ;; es.nonce=*) nonce=\${arg#es.nonce=} ;; esac
+done
+[ -n "$run" ] && [ -n "$nonce" ] || fail "es.run= or es.nonce= missing from the kernel command line"
+R=/mnt/root
+mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000 hostroot $R || fail "cannot mount the host root (9p)"
+# Read the per-run files before a tmpfs may hide them (the cache can be under /tmp).
+cp "$R$run/run.sh" /run.sh && read -r cwd <"$R$run/cwd" || fail "cannot read $run on the host"
+mkdir -p /hosttmp && mount --bind $R/tmp /hosttmp || fail "cannot bind the host /tmp"
+mount -t proc proc $R/proc && mount -t sysfs sysfs $R/sys && mount -t devtmpfs devtmpfs $R/dev || fail "cannot mount proc, sys, dev"
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+for d in /tmp /run /var/tmp /dev/shm; do
+  mkdir -p $R$d 2>/dev/null; mount -t tmpfs -o mode=1777 tmpfs $R$d || fail "cannot mount a tmpfs on $d"
+done
+mkdir -p $R${GUEST_RUN_DIR} && cp /run.sh $R${GUEST_RUN_DIR}/run.sh || fail "cannot write ${GUEST_RUN_DIR}"
+# A working directory under /tmp is hidden by the tmpfs: show the host's copy at the same path.
+case $cwd in /tmp/?*) mkdir -p "$R$cwd" && mount --bind "/hosttmp/\${cwd#/tmp/}" "$R$cwd" || fail "cannot bind $cwd" ;; esac
+stty -onlcr
+echo ${READY_MARKER}
+env -i /bin/chroot $R /bin/sh ${GUEST_RUN_DIR}/run.sh
+echo "${exitMarker('$nonce', '$?')}"
+off
+`;
+}
+
+/** Cache key of an initramfs: every input that changes its content. */
+export function initramfsKey(kver: string, init: string, modules: readonly ModuleFile[], busyboxId: string, extras: readonly string[]): string {
+  const hash = createHash('sha256')
+    .update(JSON.stringify({ FORMAT, kver, init, modules: modules.map((m) => [m.name, m.file]), busyboxId, extras }))
+    .digest('hex');
+  return `${kver}-${hash.slice(0, 16)}`;
+}
+
+function fileDigest(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** Every path under `dir`, relative and sorted, directories before their contents (for cpio). */
+function listTree(dir: string, prefix = '.'): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const rel = `${prefix}/${entry.name}`;
+    out.push(rel);
+    if (entry.isDirectory()) out.push(...listTree(dir, rel));
+  }
+  return out;
+}
+
+async function stage(root: string, init: string, modules: readonly ModuleFile[], extras: readonly ExtraModule[], ctx: ProvisionContext): Promise<void> {
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'mnt/root', 'lib/modules', 'tmp']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.copyFileSync(BUSYBOX_PATH, path.join(root, 'bin/busybox'));
+  const applets = (await runTool(BUSYBOX_PATH, ['--list'], ctx.tool)).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
+  for (const applet of applets) if (applet !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', applet));
+  fs.writeFileSync(path.join(root, 'init'), init, { mode: 0o755 });
+  for (const m of modules) {
+    const out = fs.openSync(path.join(root, 'lib/modules', `${m.name}.ko`), 'w');
+    try {
+      await runTool(BUSYBOX_PATH, ['unxz', '-c', m.file], { ...ctx.tool, stdoutFd: out });
+    } finally {
+      fs.closeSync(out);
+    }
+  }
+  for (const e of extras) fs.copyFileSync(e.file, path.join(root, 'lib/modules', `${canonicalModuleName(e.name)}.ko`));
+}
+
+async function writeCpioGz(root: string, output: string): Promise<void> {
+  const cpio = spawn(toolPath('cpio'), ['--quiet', '-o', '-H', 'newc', '-R', '0:0'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  cpio.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    cpio.on('error', reject);
+    cpio.on('close', resolve);
+  });
+  cpio.stdin.end(`${listTree(root).join('\n')}\n`);
+  await pipeline(cpio.stdout, createGzip({ level: 6 }), fs.createWriteStream(output));
+  const code = await exited;
+  if (code !== 0) throw new Error(`cpio failed (exit ${code}): ${stderr.trim()}`);
+}
+
+/** An initramfs, identified by its inputs, that may or may not be built yet. */
+export interface InitramfsPlan {
+  /** Where the image is cached; it exists once `build` has run (by this or another run). */
+  path: string;
+  /** Builds and publishes the image. Call under the cache lock, and only if `path` is missing. */
+  build(): Promise<void>;
+}
+
+/** Works out the initramfs for `kernel` (its module order and cache key) without building it. */
+export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, extras: readonly ExtraModule[] = []): Promise<InitramfsPlan> {
+  const roots = [...GUEST_MODULES, ...extras.flatMap((e) => e.depends)];
+  const modules = await resolveModules(kernel.root, kernel.kver, roots, ctx.tool);
+  const init = renderInit([...modules.map((m) => m.name), ...extras.map((e) => canonicalModuleName(e.name))]);
+  const bb = fs.statSync(BUSYBOX_PATH);
+  const key = initramfsKey(kernel.kver, init, modules, `${bb.size}:${bb.mtimeMs}`, extras.map((e) => `${e.name}:${fileDigest(e.file)}`));
+  const target = path.join(ctx.cache, 'initramfs', `${key}.cpio.gz`);
+  const build = async (): Promise<void> => {
+    ctx.progress(`building initramfs (${[...modules.map((m) => m.name), ...extras.map((e) => e.name)].join(' ')})`);
+    const tmp = await makeTempDir(ctx.cache);
+    try {
+      const root = path.join(tmp, 'root');
+      await stage(root, init, modules, extras, ctx);
+      const image = path.join(tmp, 'initramfs.cpio.gz');
+      await writeCpioGz(root, image);
+      await publish(image, target);
+      // Images of this kernel built from older inputs are never used again.
+      for (const name of fs.readdirSync(path.dirname(target))) {
+        if (name.startsWith(`${kernel.kver}-`) && name !== path.basename(target)) fs.rmSync(path.join(path.dirname(target), name), { force: true });
+      }
+    } finally {
+      await fs.promises.rm(tmp, { recursive: true, force: true });
+    }
+  };
+  return { path: target, build };
+}
