@@ -1,0 +1,313 @@
+// The JavaScript side of `npm run bench`: the operations of bench/baseline.c through the library's
+// public API only (the package's own name, as a user imports it), timed the same way: warm-up,
+// then batches; ns/op of the fastest batch and of the median batch. Prints one JSON object on a
+// line of its own, after a marker, for bench/run.mjs to pair with the C baseline's.
+//
+//   node bench/bench.mjs [--baseline PATH] [--iterations N] [--batches B] [--wake N]
+//                        [--scale 1000,10000,100000] [--cycles N] [--only ops,wake,scale]
+//
+// With --baseline, the C baseline runs alongside as a coprocess (`baseline --serve`) and every
+// batch of an operation is timed on both sides back to back, C then JS, so that both see the same
+// load on a shared, noisy machine; the C figures are printed too, after their own marker.
+//
+// Runs where the DRM devices are (inside `npx explicit-sync vm`); bench/run.mjs does all of that.
+import { spawn } from 'node:child_process';
+import { readdirSync, closeSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import es from 'explicit-sync';
+
+const { Device, VgemDevice } = es;
+
+const MARKER = '@@explicit-sync-bench:js@@';
+const C_MARKER = '@@explicit-sync-bench:c@@';
+
+const opts = { baseline: undefined, iterations: 20000, batches: 10, wake: 200, scale: '1000,10000,100000', cycles: 1000000, only: undefined };
+for (let i = 2; i + 1 < process.argv.length; i += 2) {
+  const key = process.argv[i].replace(/^--/, '');
+  if (!(key in opts)) {
+    process.stderr.write(`bench.mjs: unknown option ${process.argv[i]}\n`);
+    process.exit(2);
+  }
+  opts[key] = typeof opts[key] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
+  if (typeof opts[key] === 'number' && !(opts[key] >= 0)) {
+    process.stderr.write(`bench.mjs: ${process.argv[i]} takes a number\n`);
+    process.exit(2);
+  }
+}
+const wants = (part) => opts.only === undefined || opts.only.split(',').includes(part);
+
+const now = () => process.hrtime.bigint(); // CLOCK_MONOTONIC, as the baseline's clock_gettime
+const openFds = () => readdirSync('/proc/self/fd').length - 1; // minus the listing's own fd
+const rss = () => process.memoryUsage.rss();
+const progress = (msg) => process.stderr.write(`[bench.mjs] ${msg}\n`);
+
+/** The C baseline as a coprocess (`baseline --serve`): one request line, one answer line. */
+class Baseline {
+  #child;
+  #lines;
+  constructor(path) {
+    this.#child = spawn(path, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+  }
+  async request(line) {
+    this.#child.stdin.write(`${line}\n`);
+    const { value, done } = await this.#lines.next();
+    if (done || value.startsWith('error')) throw new Error(`baseline: ${done ? 'exited' : value} (request: ${line})`);
+    return value;
+  }
+  /** ns for `count` runs of the operation. */
+  async op(name, count) {
+    return Number(await this.request(`op ${name} ${count}`));
+  }
+  /** One latency (ns) per round. */
+  async wake(kind, rounds) {
+    return (await this.request(`wake ${kind} ${rounds}`)).split(' ').map(Number);
+  }
+  close() {
+    this.#child.stdin.end();
+  }
+}
+
+const round = (x) => Math.round(x * 10) / 10;
+
+function batchStats(per, batch) {
+  per.sort((a, b) => a - b);
+  return { ns: round(per[0]), median_ns: round(per[per.length >> 1]), iterations: batch * per.length };
+}
+
+/**
+ * ns/op of `loop(n)` (which runs the operation n times): n/10 warm-up, then `batches` batches,
+ * each timed on the C side first when there is a baseline. Each operation gets its own loop
+ * function so that every call site in it stays monomorphic.
+ */
+async function measure(name, loop, c, out) {
+  const batch = Math.max(1, Math.floor(opts.iterations / opts.batches));
+  const warm = Math.max(1, Math.floor(opts.iterations / 10));
+  if (c) await c.op(name, warm);
+  loop(warm);
+  const perC = [];
+  const perJs = [];
+  for (let r = 0; r < opts.batches; r++) {
+    if (c) perC.push((await c.op(name, batch)) / batch);
+    const t0 = now();
+    loop(batch);
+    perJs.push(Number(now() - t0) / batch);
+  }
+  out.js[name] = batchStats(perJs, batch);
+  if (c) out.c[name] = batchStats(perC, batch);
+}
+
+function stats(values) {
+  values.sort((a, b) => a - b);
+  const n = values.length;
+  return { ns: values[n >> 1], p10_ns: values[Math.floor(n / 10)], p90_ns: values[Math.floor((n * 9) / 10)], rounds: n };
+}
+
+/** A second Timeline object on the same syncobj, so that signalling it wakes `tl` through the kernel. */
+function peer(dev, tl) {
+  const fd = tl.exportFd();
+  try {
+    return dev.importTimeline(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function benchOps(dev, vgem, c) {
+  const out = { js: {}, c: {} };
+  const tl = dev.createTimeline();
+  const buf = vgem.createBuffer({ width: 64, height: 64 });
+  const dmabuf = buf.exportDmaBuf();
+  // A sync_file holding one (signalled) vgem fence, like the baseline's.
+  const fence = buf.attachFence({ write: true });
+  const sf = dmabuf.exportSyncFile('read');
+  fence.signal();
+
+  await measure('timeline.query', (k) => {
+    for (let i = 0; i < k; i++) tl.query();
+  }, c, out);
+  let point = 0n;
+  await measure('timeline.signal', (k) => {
+    for (let i = 0; i < k; i++) tl.signal(++point);
+  }, c, out);
+  await measure('syncobj.create+close', (k) => {
+    for (let i = 0; i < k; i++) dev.createSyncobj().close();
+  }, c, out);
+  await measure('dmabuf.exportSyncFile+close', (k) => {
+    for (let i = 0; i < k; i++) dmabuf.exportSyncFile('read').close();
+  }, c, out);
+  await measure('syncfile.info', (k) => {
+    for (let i = 0; i < k; i++) sf.info();
+  }, c, out);
+  await measure('syncfile.isSignaled', (k) => {
+    for (let i = 0; i < k; i++) sf.isSignaled();
+  }, c, out);
+
+  sf.close();
+  dmabuf.close();
+  buf.close();
+  tl.close();
+  return out;
+}
+
+/**
+ * Wake latency: from just before the signalling call until the awaiting code runs again. The wait
+ * is started (eventfd / poll armed) before the clock starts, as in the baseline. Rounds go in
+ * chunks of 20, C then JS, after n/10 warm-up rounds on each side.
+ */
+async function benchWake(dev, vgem, c) {
+  const n = opts.wake;
+  const chunk = 20;
+  const out = { js: {}, c: {} };
+
+  const tl = dev.createTimeline();
+  const signaller = peer(dev, tl);
+  let point = 0n;
+  const timelineRound = async () => {
+    const done = tl.wait(++point);
+    const t0 = now();
+    signaller.signal(point);
+    await done;
+    return Number(now() - t0);
+  };
+
+  const buf = vgem.createBuffer({ width: 64, height: 64 });
+  const dmabuf = buf.exportDmaBuf();
+  const syncFileRound = async () => {
+    const fence = buf.attachFence({ write: true });
+    const sf = dmabuf.exportSyncFile('read');
+    const done = sf.wait();
+    const t0 = now();
+    fence.signal();
+    await done;
+    const t1 = now();
+    sf.close();
+    return Number(t1 - t0);
+  };
+
+  for (const [kind, once] of [['timeline', timelineRound], ['sync_file', syncFileRound]]) {
+    const vJs = [];
+    const vC = [];
+    const warm = Math.max(1, Math.floor(n / 10));
+    if (c) await c.wake(kind, warm);
+    for (let i = 0; i < warm; i++) await once();
+    for (let done = 0; done < n; done += chunk) {
+      const k = Math.min(chunk, n - done);
+      if (c) vC.push(...(await c.wake(kind, k)));
+      for (let i = 0; i < k; i++) vJs.push(await once());
+    }
+    out.js[kind] = stats(vJs);
+    if (c) out.c[kind] = stats(vC);
+  }
+  signaller.close();
+  tl.close();
+  dmabuf.close();
+  buf.close();
+  return out;
+}
+
+/** `count` pending waits on one timeline (points 1..count), all resolved by one signal. */
+async function benchScaleOne(dev, count) {
+  const tl = dev.createTimeline();
+  const signaller = peer(dev, tl);
+  const fd0 = openFds();
+  const rss0 = rss();
+  const t0 = now();
+  const waits = new Array(count);
+  for (let i = 0; i < count; i++) waits[i] = tl.wait(i + 1);
+  const t1 = now();
+  const fds = openFds() - fd0;
+  const rssGrowth = rss() - rss0;
+  const t2 = now();
+  signaller.signal(count);
+  await Promise.all(waits);
+  const t3 = now();
+  signaller.close();
+  tl.close();
+  const setup = Number(t1 - t0);
+  const resolve = Number(t3 - t2);
+  return { fds, rss_bytes: rssGrowth, setup_ns: setup, resolve_ns: resolve, total_ns: setup + resolve };
+}
+
+/**
+ * `cycles` createTimeline()/close() pairs: open fds and RSS at the start, after the first 10%
+ * (warmed up), at most, and at the end.
+ */
+function benchCycles(dev, cycles) {
+  const fdsStart = openFds();
+  const rssStart = rss();
+  let rssMax = rssStart;
+  let rssWarm;
+  let fdsMax = fdsStart;
+  const step = Math.max(1, Math.floor(cycles / 10));
+  const t0 = now();
+  for (let done = 0; done < cycles; ) {
+    const k = Math.min(step, cycles - done);
+    for (let i = 0; i < k; i++) dev.createTimeline().close();
+    done += k;
+    const r = rss();
+    rssWarm ??= r; // after the first 10%: JIT and heap warmed up
+    rssMax = Math.max(rssMax, r);
+    fdsMax = Math.max(fdsMax, openFds());
+  }
+  const t1 = now();
+  return {
+    count: cycles,
+    ns: Number(t1 - t0),
+    fds_start: fdsStart,
+    fds_end: openFds(),
+    fds_max: fdsMax,
+    rss_start: rssStart,
+    rss_warm: rssWarm ?? rssStart,
+    rss_end: rss(),
+    rss_max: rssMax,
+  };
+}
+
+async function main() {
+  const dev = Device.open({ require: ['timeline'] });
+  const vgem = VgemDevice.open();
+  progress(`timeline device ${dev.path} (${dev.driver.name}), vgem ${vgem.path}, wait mechanism ${dev.features.waitMechanism}`);
+  const c = opts.baseline === undefined || !(wants('ops') || wants('wake')) ? undefined : new Baseline(opts.baseline);
+  const result = {};
+  const cResult = {};
+  try {
+    if (wants('ops')) {
+      const t = Date.now();
+      const r = await benchOps(dev, vgem, c);
+      result.ops = r.js;
+      cResult.ops = r.c;
+      progress(`ops: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C and JS)' : ''}`);
+    }
+    if (wants('wake')) {
+      const t = Date.now();
+      const r = await benchWake(dev, vgem, c);
+      result.wake = r.js;
+      cResult.wake = r.c;
+      progress(`wake: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C and JS)' : ''}`);
+    }
+  } finally {
+    c?.close();
+  }
+  if (wants('scale')) {
+    const t = Date.now();
+    const waits = {};
+    for (const count of opts.scale.split(',').map(Number)) waits[count] = await benchScaleOne(dev, count);
+    result.scale = { waits };
+    progress(`scale waits: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    if (opts.cycles > 0) {
+      const tc = Date.now();
+      result.scale.cycles = benchCycles(dev, opts.cycles);
+      progress(`scale cycles: ${((Date.now() - tc) / 1000).toFixed(1)} s`);
+    }
+  }
+  vgem.close();
+  dev.close();
+  if (c) process.stdout.write(`${C_MARKER} ${JSON.stringify(cResult)}\n`);
+  process.stdout.write(`${MARKER} ${JSON.stringify(result)}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench.mjs: ${err?.stack ?? err}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,288 @@
+#!/usr/bin/env node
+// `npm run bench`: the bindings against raw C, side by side, in one VM boot.
+//
+//   node bench/run.mjs [--iterations N] [--batches B] [--wake N] [--scale 1000,10000,100000]
+//                      [--cycles N] [--rounds R] [--timeout S] [--no-build]
+//
+// 1. builds the library (node-gyp + tsc, as `npm test` does; --no-build skips it) and compiles
+//    bench/baseline.c on the host with `gcc -O2 -static` into build/bench/ (git-ignored);
+// 2. boots the VM once through the project's runner (`explicit-sync vm`) and, in that one guest
+//    session, runs the per-op costs and wake latencies of the C baseline and of the JS bench
+//    (bench/bench.mjs, public API only) batch by batch, C then JS (the baseline runs as a
+//    coprocess of the JS bench, so that both sides see the same load), then the scale tests, C
+//    then JS;
+// 3. prints a table, then ONE final line of JSON:
+//    {"ops": {name: {"js_ns", "c_ns", "ratio"}}, "wake": {...}, "scale": {...}, "meta": {...}}.
+//
+// Per op, each side's figure is its fastest batch (of B, after warm-up); a wake figure is the
+// median round trip. With --rounds R the ops/wake run is repeated and each side keeps its best.
+// Timing under TCG is noisy: compare ratios, not absolute figures, and only within one run.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'build', 'bench');
+const baselineBin = join(outDir, 'baseline');
+const MARKER = /@@explicit-sync-bench:(c|js)@@ (\{.*\})\s*$/;
+
+const TARGETS = { opRatio: 1.25, wakeRatio: 2, scaleFds: 2, scaleRssBytes: 64 * 1024 * 1024 };
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const opts = { rounds: 1, iterations: 20000, batches: 10, wake: 200, scale: '1000,10000,100000', cycles: 1000000, timeout: 900, build: true };
+{
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--no-build') opts.build = false;
+    else if (arg === '-h' || arg === '--help') {
+      process.stdout.write(
+        'Usage: node bench/run.mjs [--iterations N] [--batches B] [--wake N] [--scale 1000,10000,100000] [--cycles N] [--rounds R] [--timeout S] [--no-build]\n',
+      );
+      process.exit(0);
+    } else {
+      const key = arg.replace(/^--/, '');
+      const value = argv[++i];
+      if (!(key in opts) || key === 'build' || value === undefined) usage(`unknown option or missing value: ${arg}`);
+      if (key === 'scale') {
+        if (!/^\d+(,\d+)*$/.test(value)) usage(`--scale takes a comma-separated list of counts, got ${value}`);
+        opts.scale = value;
+      } else {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < (key === 'cycles' ? 0 : 1)) usage(`--${key} takes a positive integer, got ${value}`);
+        opts[key] = n;
+      }
+    }
+  }
+}
+
+function usage(message) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+const log = (message) => process.stderr.write(`[bench] ${message}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Build
+
+function runTool(cmd, argv) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    log(`${[cmd, ...argv].join(' ')} failed (${r.error?.message ?? `status ${r.status}`})`);
+    process.exit(1);
+  }
+}
+
+function build() {
+  if (opts.build) {
+    log('building the library (node-gyp, tsc)');
+    const gyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    runTool(process.execPath, [gyp, existsSync(join(root, 'build', 'Makefile')) ? 'build' : 'rebuild']);
+    runTool(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  }
+  mkdirSync(outDir, { recursive: true });
+  log(`compiling bench/baseline.c -> ${relative(root, baselineBin)} (gcc -O2 -static)`);
+  runTool('gcc', ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-o', baselineBin, join(root, 'bench', 'baseline.c')]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guest session
+
+function guestScript() {
+  const c = relative(root, baselineBin);
+  const common = `--iterations ${opts.iterations} --batches ${opts.batches} --wake ${opts.wake}`;
+  const lines = ['set -e', 'echo "guest: $(uname -r), $(nproc) CPUs"'];
+  for (let r = 1; r <= opts.rounds; r++) {
+    lines.push(`echo "ops and wake, C and JS interleaved (round ${r}/${opts.rounds})"`);
+    lines.push(`node bench/bench.mjs --baseline ${c} --only ops,wake ${common}`);
+  }
+  const scale = `--only scale --scale ${opts.scale} --cycles ${opts.cycles}`;
+  lines.push('echo "scale: C"', `${c} ${scale}`, 'echo "scale: JS"', `node bench/bench.mjs ${scale}`);
+  return lines.join('\n');
+}
+
+/** Boots the VM once; resolves to { code, blobs: { c: [...], js: [...] } }. */
+function runGuest() {
+  return new Promise((resolve, reject) => {
+    const cli = join(root, 'bin', 'explicit-sync.js');
+    const child = spawn(process.execPath, [cli, 'vm', '--timeout', String(opts.timeout), '--', 'sh', '-c', guestScript()], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const blobs = { c: [], js: [] };
+    let pending = '';
+    const onLine = (raw) => {
+      const line = raw.replace(/\r/g, '');
+      const m = MARKER.exec(line);
+      if (m === null) {
+        if (line.trim()) process.stderr.write(`  | ${line}\n`);
+        return;
+      }
+      try {
+        blobs[m[1]].push(JSON.parse(m[2]));
+      } catch (err) {
+        process.stderr.write(`  | (unparsable ${m[1]} result: ${err.message})\n`);
+      }
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      pending += chunk;
+      let nl;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        onLine(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (pending) onLine(pending);
+      resolve({ code: code ?? (signal ? 128 : 1), blobs });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+/** The fastest round of each named figure: { name: best } over rounds' `section` objects. */
+function best(blobs, section) {
+  const out = {};
+  for (const blob of blobs) {
+    for (const [name, v] of Object.entries(blob[section] ?? {})) {
+      if (out[name] === undefined || v.ns < out[name].ns) out[name] = v;
+    }
+  }
+  return out;
+}
+
+const ratio = (js, c) => (c > 0 ? Math.round((js / c) * 100) / 100 : null);
+
+function combine(c, js) {
+  const cOps = best(c, 'ops');
+  const jsOps = best(js, 'ops');
+  const ops = {};
+  for (const name of Object.keys(cOps)) {
+    if (jsOps[name] === undefined) continue;
+    ops[name] = { js_ns: jsOps[name].ns, c_ns: cOps[name].ns, ratio: ratio(jsOps[name].ns, cOps[name].ns) };
+  }
+  const cWake = best(c, 'wake');
+  const jsWake = best(js, 'wake');
+  const wake = {};
+  for (const name of Object.keys(cWake)) {
+    if (jsWake[name] === undefined) continue;
+    wake[name] = {
+      js_ns: jsWake[name].ns,
+      c_ns: cWake[name].ns,
+      ratio: ratio(jsWake[name].ns, cWake[name].ns),
+      js_p90_ns: jsWake[name].p90_ns,
+      c_p90_ns: cWake[name].p90_ns,
+    };
+  }
+  const cScale = c.find((b) => b.scale)?.scale ?? {};
+  const jsScale = js.find((b) => b.scale)?.scale ?? {};
+  const waits = {};
+  for (const n of Object.keys(jsScale.waits ?? {})) {
+    const j = jsScale.waits[n];
+    const k = cScale.waits?.[n];
+    waits[n] = {
+      js_fds: j.fds,
+      js_rss_bytes: j.rss_bytes,
+      js_total_ns: j.total_ns,
+      js_setup_ns: j.setup_ns,
+      js_resolve_ns: j.resolve_ns,
+      c_fds: k?.fds ?? null,
+      c_rss_bytes: k?.rss_bytes ?? null,
+      c_total_ns: k?.total_ns ?? null,
+      ratio: k ? ratio(j.total_ns, k.total_ns) : null,
+    };
+  }
+  const scale = { waits };
+  if (jsScale.cycles) scale.cycles = { js: jsScale.cycles, c: cScale.cycles ?? null };
+  return { ops, wake, scale };
+}
+
+const fmtInt = (n) => (n === null || n === undefined ? '-' : Math.round(n).toLocaleString('en-US'));
+const fmtUs = (ns) => (ns === null || ns === undefined ? '-' : (ns / 1000).toFixed(ns < 10000 ? 2 : 1));
+const fmtMs = (ns) => (ns === null || ns === undefined ? '-' : (ns / 1e6).toFixed(ns < 1e7 ? 2 : 0));
+const fmtMiB = (b) => (b === null || b === undefined ? '-' : (b / 1048576).toFixed(1));
+const verdict = (ok) => (ok ? 'ok' : 'MISS');
+
+function table(result, meta) {
+  const rows = [];
+  const line = (cells, widths) => rows.push(cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  '));
+  const rounds = meta.rounds > 1 ? `, best of ${meta.rounds} rounds per side` : '';
+  rows.push(`explicit-sync benchmarks: ${meta.guest}, one boot; C and JS batches interleaved${rounds}`);
+  rows.push('');
+  let w = [30, 10, 10, 6, 8];
+  line(['per-op cost', 'C µs', 'JS µs', 'ratio', '≤ 1.25'], w);
+  for (const [name, v] of Object.entries(result.ops)) line([name, fmtUs(v.c_ns), fmtUs(v.js_ns), v.ratio?.toFixed(2), verdict(v.ratio <= TARGETS.opRatio)], w);
+  rows.push('');
+  line(['wake: signal → resumed (median)', 'C µs', 'JS µs', 'ratio', '≤ 2'], w);
+  const wakeNames = { timeline: 'timeline point (eventfd)', sync_file: 'vgem sync_file (poll)' };
+  for (const [name, v] of Object.entries(result.wake))
+    line([wakeNames[name] ?? name, fmtUs(v.c_ns), fmtUs(v.js_ns), v.ratio?.toFixed(2), verdict(v.ratio <= TARGETS.wakeRatio)], w);
+  rows.push('');
+  w = [22, 6, 9, 10, 6, 9, 10, 8];
+  line(['N waits, one signal', 'C fds', 'C RSS+', 'C total', 'JS fds', 'JS RSS+', 'JS total', 'target'], w);
+  for (const [n, v] of Object.entries(result.scale.waits)) {
+    const ok = v.js_fds <= TARGETS.scaleFds && v.js_rss_bytes <= TARGETS.scaleRssBytes;
+    line(
+      [fmtInt(Number(n)), v.c_fds, `${fmtMiB(v.c_rss_bytes)} MiB`, `${fmtMs(v.c_total_ns)} ms`, v.js_fds, `${fmtMiB(v.js_rss_bytes)} MiB`, `${fmtMs(v.js_total_ns)} ms`, verdict(ok)],
+      w,
+    );
+  }
+  rows.push('  (target: ≤ 2 fds and ≤ 64 MiB RSS growth while every wait is pending)');
+  const cy = result.scale.cycles;
+  if (cy) {
+    rows.push('');
+    const j = cy.js;
+    rows.push(`${fmtInt(j.count)} createTimeline()/close() cycles`);
+    w = [6, 9, 15, 22, 10];
+    line(['', 'time', 'fds start→end', 'RSS MiB start→end', 'RSS max'], w);
+    line(['JS', `${(j.ns / 1e9).toFixed(1)} s`, `${j.fds_start} → ${j.fds_end}`, `${fmtMiB(j.rss_start)} → ${fmtMiB(j.rss_end)}`, fmtMiB(j.rss_max)], w);
+    if (cy.c) line(['C', `${(cy.c.ns / 1e9).toFixed(1)} s`, `${cy.c.fds_start} → ${cy.c.fds_end}`, `${fmtMiB(cy.c.rss_start)} → ${fmtMiB(cy.c.rss_end)}`, '-'], w);
+    rows.push(`  (target: flat; JS ${cyclesFlat(j) ? 'ok' : 'MISS'}: fds unchanged, RSS end within 16 MiB of the max after the first 10%)`);
+  }
+  return rows.join('\n');
+}
+
+/** Flat: no fd left behind, and RSS stops growing once warmed up (it ends near where it plateaued). */
+function cyclesFlat(j) {
+  return j.fds_end === j.fds_start && j.rss_end - (j.rss_warm ?? j.rss_start) <= 16 * 1024 * 1024;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const started = Date.now();
+  build();
+  log(`booting the VM (timeout ${opts.timeout} s): ops and wake (C and JS interleaved), then scale`);
+  const { code, blobs } = await runGuest();
+  const seconds = (Date.now() - started) / 1000;
+  const expect = opts.rounds + 1;
+  if (code !== 0 || blobs.c.length !== expect || blobs.js.length !== expect) {
+    log(`the guest run failed (exit status ${code}; got ${blobs.c.length}/${expect} C and ${blobs.js.length}/${expect} JS results)`);
+    process.exitCode = code || 1;
+    return;
+  }
+  const result = combine(blobs.c, blobs.js);
+  const meta = {
+    guest: 'QEMU guest (Linux 6.12, virtio_gpu timelines, vgem)',
+    rounds: opts.rounds,
+    iterations: opts.iterations,
+    batches: opts.batches,
+    wake_rounds: opts.wake,
+    wall_s: Math.round(seconds),
+  };
+  process.stdout.write(`${table(result, meta)}\n\n`);
+  process.stdout.write(`${JSON.stringify({ ...result, meta })}\n`);
+}
+
+main().catch((err) => {
+  log(err?.stack ?? String(err));
+  process.exitCode = 1;
+});
