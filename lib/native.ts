@@ -28,6 +28,8 @@ export interface NativeCore {
   setErrorFactory(factory: (errno: number, call: string, detail?: string) => Error): void;
   open(path: string, flags: number): number;
   close(fd: number): void;
+  /** Marks fd as owned by a JS object of this env: closed at env teardown (worker exit) unless close()d first. */
+  trackFd(fd: number): void;
   dup(fd: number): number;
   fstat(fd: number): NativeStat;
   pollIn(fd: number, timeoutMs: number): boolean;

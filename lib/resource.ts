@@ -35,6 +35,8 @@ export abstract class FdResource implements Disposable {
     this.#fd = fd;
     this.#what = what;
     leaks.register(this, { fd, what }, this);
+    // A worker that exits or is terminated runs no JS: the env's teardown closes the fd instead.
+    native.trackFd(fd);
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */

@@ -306,6 +306,7 @@ export class PointWaitQueue {
     }
     if (lane.eventFd < 0) {
       lane.eventFd = native.eventfdCreate();
+      native.trackFd(lane.eventFd); // closed by the env's teardown if a worker dies with waits pending
       lane.watcher = new native.FdWatcher(lane.eventFd, (status) => this.#onReadable(lane, status));
       lane.watcher.start(native.POLL.READABLE);
       lane.refed = true; // a started uv_poll is ref'd

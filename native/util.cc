@@ -15,6 +15,10 @@ namespace es {
 
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
+AddonData::~AddonData() {
+  for (int fd : owned_fds) close(fd);
+}
+
 void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* detail) {
   AddonData* data = GetAddonData(env);
   if (data == nullptr || data->error_factory.IsEmpty()) {
@@ -117,7 +121,14 @@ static Napi::Value Open(const Napi::CallbackInfo& info) {
 // close(fd): void — the caller gives up ownership whatever the result (close(2) semantics).
 static void Close(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
+  GetAddonData(info.Env())->owned_fds.erase(fd);
   if (close(fd) == -1 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
+}
+
+// trackFd(fd): void — fd is owned by a JS object of this env until close(fd); if the env is torn
+// down first (worker exit), its cleanup closes it.
+static void TrackFd(const Napi::CallbackInfo& info) {
+  GetAddonData(info.Env())->owned_fds.insert(ArgFd(info, 0));
 }
 
 // dup(fd): fd — F_DUPFD_CLOEXEC; the caller owns the new fd.
@@ -159,6 +170,7 @@ void InitUtil(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory, "setErrorFactory"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("trackFd", Napi::Function::New(env, TrackFd, "trackFd"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
   exports.Set("pollIn", Napi::Function::New(env, PollIn, "pollIn"));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_set>
 
 namespace es {
 
@@ -20,6 +21,15 @@ struct AddonData {
   // Open uv_poll handles of this env, closed by an async cleanup hook at teardown (fd_watcher.cc).
   // The hook frees the registry once every handle is closed; AddonData outlives no handle.
   WatcherRegistry* watchers = nullptr;
+  // fds owned by this env's JS objects (trackFd): the env closes those still open when it is torn
+  // down (a worker that exits or is terminate()d runs no JS to close them). close() forgets them.
+  // The destructor runs after the async cleanup hook closed every poll handle of the env.
+  std::unordered_set<int> owned_fds;
+
+  AddonData() = default;
+  AddonData(const AddonData&) = delete;
+  AddonData& operator=(const AddonData&) = delete;
+  ~AddonData();
 };
 
 AddonData* GetAddonData(Napi::Env env);
