@@ -1,0 +1,182 @@
+// Lifetimes against the real kernel: the garbage-collector backstop (in a child process, since the
+// root hooks fail on EXPLICIT_SYNC_LEAK warnings), double close, close with pending waits.
+import { expect } from 'chai';
+import {
+  ClosedError,
+  Device,
+  DmaBuf,
+  DmaHeap,
+  SyncFile,
+  Syncobj,
+  Timeline,
+  Udmabuf,
+  VgemDevice,
+} from 'explicit-sync';
+import { openFds, shouldReject, shouldThrow } from '../helpers.mjs';
+import { childScript, describeRun, runChild, type ChildRun } from './child-helpers.mjs';
+import { eventfdCount, openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
+
+interface GcResult {
+  n: number;
+  objects: number;
+  collected: boolean;
+  warnings: number;
+  expectedWarnings: number;
+  fdsBefore: number;
+  fdsPeak: number;
+  fdsAfter: number;
+  rssBeforeMiB: number;
+  rssPeakMiB: number;
+  rssAfterMiB: number;
+  sampleWarning: string | undefined;
+  reuse: { sameNumber: boolean; otherStillOpen: boolean; warnings: number; originalStillWorks: boolean };
+  pending: {
+    beforeSignal: { warnings: number; sf: string; tl: string };
+    afterSignal: { sf: string; tl: string };
+    warningsAfter: number;
+    fdsBefore: number;
+    fdsAfter: number;
+  };
+  fdReuse: { sameNumber: boolean; wait: string; warnings: number };
+}
+
+describe('lifetimes (kernel)', () => {
+  describe('garbage collection of objects dropped without close() (child process, --expose-gc)', function () {
+    this.timeout(180000);
+    let run: ChildRun<GcResult>;
+    let r: GcResult;
+    before(async () => {
+      const n = process.env['EXPLICIT_SYNC_GC_OBJECTS'] ?? '200';
+      run = await runChild<GcResult>(childScript('gc'), [n], { nodeArgs: ['--expose-gc', '--no-warnings'], timeoutMs: 170000 });
+      expect(run.code, describeRun(run)).to.equal(0);
+      expect(run.result, describeRun(run)).to.be.an('object');
+      r = run.result!;
+      console.log(
+        `      ${r.objects} objects dropped: fds ${r.fdsBefore} → ${r.fdsPeak} → ${r.fdsAfter} after GC; ` +
+          `RSS ${r.rssBeforeMiB} → ${r.rssPeakMiB} → ${r.rssAfterMiB} MiB; ${r.warnings} EXPLICIT_SYNC_LEAK warnings`,
+      );
+    });
+
+    it('closes every fd and destroys every handle, with one EXPLICIT_SYNC_LEAK warning per object', () => {
+      expect(r.collected).to.equal(true);
+      expect(r.warnings).to.equal(r.expectedWarnings);
+      expect(r.fdsPeak - r.fdsBefore).to.be.greaterThanOrEqual(r.n * 2);
+      expect(r.fdsAfter).to.equal(r.fdsBefore);
+      expect(r.sampleWarning).to.match(/^SyncFile \(fd \d+\) was garbage-collected without close\(\)/);
+    });
+
+    it('never closes an fd number that a closed object gave up and someone else reuses', () => {
+      expect(r.reuse.sameNumber).to.equal(true);
+      expect(r.reuse.otherStillOpen).to.equal(true);
+      expect(r.reuse.warnings).to.equal(1); // the dup:true wrapper only
+      expect(r.reuse.originalStillWorks).to.equal(true);
+    });
+
+    it('keeps an object with a pending wait alive: the wait resolves, then the object is collected', () => {
+      expect(r.pending.beforeSignal).to.deep.equal({ warnings: 0, sf: 'pending', tl: 'pending' });
+      expect(r.pending.afterSignal).to.deep.equal({ sf: 'resolved', tl: 'resolved' });
+      expect(r.pending.warningsAfter).to.equal(2);
+      expect(r.pending.fdsAfter).to.equal(r.pending.fdsBefore);
+    });
+
+    it('a new object on a collected one\'s fd number waits normally', () => {
+      expect(r.fdReuse.wait).to.equal('resolved');
+      expect(r.fdReuse.warnings).to.equal(1);
+    });
+  });
+
+  describe('close()', () => {
+    let dev: Device;
+    let vgem: VgemDevice;
+    before(() => {
+      dev = openTimelineDevice();
+      vgem = VgemDevice.open();
+    });
+    after(() => {
+      vgem.close();
+      dev.close();
+    });
+
+    it('twice (and dispose after close) is harmless for every kind of object', () => {
+      const before = openFds();
+      const heap = DmaHeap.open();
+      const udmabuf = Udmabuf.open();
+      const buf = vgem.createBuffer({ width: 4, height: 4 });
+      const dmabuf = buf.exportDmaBuf();
+      const objects: { close(): void; [Symbol.dispose](): void }[] = [
+        Device.open(dev.path),
+        VgemDevice.open(),
+        heap.allocate(4096),
+        udmabuf.create(4096),
+        dmabuf.exportSyncFile(),
+        dmabuf,
+        buf,
+        heap,
+        udmabuf,
+        dev.createTimeline(),
+        dev.createSyncobj(),
+      ];
+      for (const o of objects) {
+        o.close();
+        o.close();
+        o[Symbol.dispose]();
+        o.close();
+      }
+      expect(openFds()).to.deep.equal(before);
+    });
+
+    it('SyncFile: rejects pending waits with ClosedError, frees the watcher', async () => {
+      const { fence, syncFile } = vgemFence(vgem);
+      const waits = [syncFile.wait(), syncFile.wait({ timeoutMs: 60000 }), syncFile.wait({ ref: false })];
+      syncFile.close();
+      for (const w of waits) expect((await shouldReject(w, ClosedError)).code).to.equal('EBADF');
+      fence.signal();
+    });
+
+    it('Timeline and Syncobj: reject pending waits with ClosedError and close their eventfds', async () => {
+      const fdsBefore = eventfdCount();
+      const t = dev.createTimeline();
+      const s = dev.createSyncobj();
+      const waits = [t.wait(3), t.wait(5, { until: 'available' }), s.wait(), s.wait({ timeoutMs: 60000 })];
+      expect(eventfdCount()).to.be.greaterThan(fdsBefore);
+      t.close();
+      s.close();
+      for (const w of waits) await shouldReject(w, ClosedError);
+      expect(eventfdCount()).to.equal(fdsBefore);
+    });
+
+    it('Device: closing it rejects the pending waits of its timelines and syncobjs', async () => {
+      const d = Device.open(dev.path);
+      const t = d.createTimeline();
+      const s = d.createSyncobj();
+      const waits = [t.wait(1), s.wait(), Timeline.waitAll([{ timeline: t, point: 2 }]), Syncobj.waitAny([s])];
+      d.close();
+      for (const w of waits) await shouldReject(w, ClosedError);
+      shouldThrow(() => t.signal(1), ClosedError);
+      t.close();
+      s.close();
+    });
+
+    it('a DmaBuf mapping stays safe to touch after close()', () => {
+      const d = DmaHeap.open();
+      const b: DmaBuf = d.allocate(8192);
+      d.close();
+      const m = b.map();
+      m.fill(7);
+      b.close();
+      expect(m[0]).to.equal(0); // private zero pages now
+      m[1] = 9;
+      expect(m.length).to.equal(8192);
+    });
+
+    it('SyncFile.fromFd takes nothing when it throws (the fd stays the caller\'s)', () => {
+      const heap = DmaHeap.open();
+      const b = heap.allocate(4096);
+      heap.close();
+      const fd = b.fd;
+      expect(() => SyncFile.fromFd(fd)).to.throw();
+      expect(b.size).to.equal(4096);
+      b.close(); // still ours: closes without EBADF
+    });
+  });
+});
