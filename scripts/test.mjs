@@ -2,7 +2,7 @@
 // `npm test`: build, run the host tests, run the kernel tests inside the VM (or directly where
 // this machine has /dev/dri), and end with one line of totals: "N passed, M failed".
 //
-//   node scripts/test.mjs [--host-only | --vm-only] [--no-build] [--direct]
+//   node scripts/test.mjs [--host-only | --vm-only | --pack-only] [--no-pack] [--no-build] [--direct]
 //
 // --direct runs the kernel tests on this machine's own /dev/dri instead of booting the VM (the
 // default when EXPLICIT_SYNC_IN_VM=1 or when /dev/dri exists and EXPLICIT_SYNC_FORCE_VM is unset).
@@ -103,11 +103,16 @@ const add = (r) => {
 
 if (!args.has('--no-build')) build();
 
-if (!args.has('--vm-only')) {
+if (!args.has('--vm-only') && !args.has('--pack-only')) {
   add(await suite('host tests', process.execPath, [mocha, 'dist-test/host/**/*.test.mjs'], { skipsFail: false }));
 }
 
-if (!args.has('--host-only')) {
+// npm pack → install into a fresh project → require / import / tsc (no DRM needed; compiles the addon).
+if (!args.has('--vm-only') && !args.has('--host-only') && !args.has('--no-pack')) {
+  add(await suite('package test (npm pack)', process.execPath, [mocha, 'dist-test/pack/**/*.test.mjs'], { skipsFail: false }));
+}
+
+if (!args.has('--host-only') && !args.has('--pack-only')) {
   const conformance = process.env.EXPLICIT_SYNC_DEVICE ? process.env.EXPLICIT_SYNC_DEVICE : undefined;
   const vmTests = conformance
     ? [mocha, 'dist-test/conformance/**/*.test.mjs']
