@@ -20,7 +20,10 @@ const FORWARDED_PREFIX = 'EXPLICIT_SYNC_';
  * Turns `--env` specs into variables: `NAME=VALUE` sets it; `NAME` copies the host's value and is
  * skipped when the host does not have it. Later specs win.
  */
-export function resolveEnvSpecs(hostEnv: Readonly<Record<string, string | undefined>>, specs: readonly string[]): Record<string, string> {
+export function resolveEnvSpecs(
+  hostEnv: Readonly<Record<string, string | undefined>>,
+  specs: readonly string[],
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const spec of specs) {
     const eq = spec.indexOf('=');
@@ -36,8 +39,9 @@ export function resolveEnvSpecs(hostEnv: Readonly<Record<string, string | undefi
 
 /**
  * The guest command's complete environment (it starts from an empty one).
- * Precedence, lowest first: guest defaults (PATH, HOME, npm cache), automatically forwarded host
- * variables, `extra` (explicit --env or API variables), and finally `EXPLICIT_SYNC_IN_VM=1`.
+ * Precedence, lowest first: guest defaults (PATH, HOME, npm cache and offline mode),
+ * automatically forwarded host variables, `extra` (explicit --env or API variables), and finally
+ * `EXPLICIT_SYNC_IN_VM=1`.
  */
 export function selectGuestEnv(
   hostEnv: Readonly<Record<string, string | undefined>>,
@@ -47,6 +51,9 @@ export function selectGuestEnv(
     PATH: GUEST_PATH,
     HOME: GUEST_HOME,
     npm_config_cache: `${GUEST_HOME}/.npm`,
+    // The guest has no network: npm/npx would otherwise retry the registry for about a minute.
+    npm_config_offline: 'true',
+    npm_config_update_notifier: 'false',
   };
   for (const [name, value] of Object.entries(hostEnv)) {
     if (value === undefined) continue;

@@ -65,7 +65,9 @@ function makeRunDir(cache: string, nonce: string, script: string, cwd: string): 
   // Leftovers of runs that were killed: their names start with a pid that no longer exists.
   for (const name of fs.readdirSync(runs)) {
     const pid = Number.parseInt(name, 10);
-    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) fs.rmSync(path.join(runs, name), { recursive: true, force: true });
+    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) {
+      fs.rmSync(path.join(runs, name), { recursive: true, force: true });
+    }
   }
   const dir = path.join(runs, `${process.pid}-${nonce}`);
   fs.mkdirSync(dir);
@@ -75,7 +77,15 @@ function makeRunDir(cache: string, nonce: string, script: string, cwd: string): 
 }
 
 /** Boots the VM once or, when KVM fails its handshake under --kvm auto, twice. */
-async function boot(cache: string, image: VmImage, runDir: string, nonce: string, opts: RunInVmOptions, deadlineMs: number, progress: (m: string) => void): Promise<BootResult> {
+async function boot(
+  cache: string,
+  image: VmImage,
+  runDir: string,
+  nonce: string,
+  opts: RunInVmOptions,
+  deadlineMs: number,
+  progress: (m: string) => void,
+): Promise<BootResult> {
   const verdictPath = verdictFile(cache, os.release());
   let plan: AccelPlan;
   try {

@@ -59,7 +59,9 @@ for arg in $(cat /proc/cmdline); do
 done
 [ -n "$run" ] && [ -n "$nonce" ] || fail "es.run= or es.nonce= missing from the kernel command line"
 R=/mnt/root
-mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000 hostroot $R || fail "cannot mount the host root (9p)"
+# cache=loose: the guest caches the host tree, which must not change while the command runs
+# (2-4x faster module loading than no cache; npx went from minutes to seconds).
+mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot $R || fail "cannot mount the host root (9p)"
 # Read the per-run files before a tmpfs may hide them (the cache can be under /tmp).
 cp "$R$run/run.sh" /run.sh && read -r cwd <"$R$run/cwd" || fail "cannot read $run on the host"
 mkdir -p /hosttmp && mount --bind $R/tmp /hosttmp || fail "cannot bind the host /tmp"
@@ -80,7 +82,13 @@ off
 }
 
 /** Cache key of an initramfs: every input that changes its content. */
-export function initramfsKey(kver: string, init: string, modules: readonly ModuleFile[], busyboxId: string, extras: readonly string[]): string {
+export function initramfsKey(
+  kver: string,
+  init: string,
+  modules: readonly ModuleFile[],
+  busyboxId: string,
+  extras: readonly string[],
+): string {
   const hash = createHash('sha256')
     .update(JSON.stringify({ FORMAT, kver, init, modules: modules.map((m) => [m.name, m.file]), busyboxId, extras }))
     .digest('hex');
@@ -102,7 +110,13 @@ function listTree(dir: string, prefix = '.'): string[] {
   return out;
 }
 
-async function stage(root: string, init: string, modules: readonly ModuleFile[], extras: readonly ExtraModule[], ctx: ProvisionContext): Promise<void> {
+async function stage(
+  root: string,
+  init: string,
+  modules: readonly ModuleFile[],
+  extras: readonly ExtraModule[],
+  ctx: ProvisionContext,
+): Promise<void> {
   for (const d of ['bin', 'dev', 'proc', 'sys', 'mnt/root', 'lib/modules', 'tmp']) fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.copyFileSync(BUSYBOX_PATH, path.join(root, 'bin/busybox'));
   const applets = (await runTool(BUSYBOX_PATH, ['--list'], ctx.tool)).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
@@ -160,7 +174,9 @@ export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, extra
       await publish(image, target);
       // Images of this kernel built from older inputs are never used again.
       for (const name of fs.readdirSync(path.dirname(target))) {
-        if (name.startsWith(`${kernel.kver}-`) && name !== path.basename(target)) fs.rmSync(path.join(path.dirname(target), name), { force: true });
+        if (name.startsWith(`${kernel.kver}-`) && name !== path.basename(target)) {
+          fs.rmSync(path.join(path.dirname(target), name), { force: true });
+        }
       }
     } finally {
       await fs.promises.rm(tmp, { recursive: true, force: true });

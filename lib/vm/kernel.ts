@@ -95,7 +95,9 @@ async function searchPackages(ctx: ProvisionContext): Promise<KernelPackage[]> {
     found = await search();
   }
   if (found.length === 0) {
-    throw new Error('no linux-image-6.12.*-amd64-unsigned package in the apt sources (Debian 12 bookworm with bookworm-security, or newer, provides it)');
+    throw new Error(
+      'no linux-image-6.12.*-amd64-unsigned package in the apt sources (Debian 12 with bookworm-security, or newer, has it)',
+    );
   }
   return found;
 }
@@ -111,7 +113,9 @@ export async function provisionKernel(ctx: ProvisionContext): Promise<Kernel> {
       break;
     }
   }
-  if (chosen === undefined || version === undefined) throw new Error('no linux-image-6.12 package has an installable candidate (apt-cache policy)');
+  if (chosen === undefined || version === undefined) {
+    throw new Error('no linux-image-6.12 package has an installable candidate (apt-cache policy)');
+  }
 
   const tmp = await makeTempDir(ctx.cache);
   try {

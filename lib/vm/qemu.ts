@@ -152,11 +152,14 @@ export function bootQemu(config: QemuConfig, nonce: string, opts: BootOptions): 
       const rest = parser.end();
       if (rest) opts.onOutput(rest);
       let outcome: BootOutcome;
+      const status = signal ?? `exit ${code}`;
       if (parser.exitCode !== undefined) outcome = { kind: 'exited', code: parser.exitCode };
       else if (stopped !== undefined) outcome = stopped;
-      else if (handshake !== undefined && parser.phase === 'boot') outcome = { kind: 'kvm-failed', why: firstError(stderr) ?? `QEMU ended (${signal ?? `exit ${code}`})` };
+      else if (handshake !== undefined && parser.phase === 'boot') {
+        outcome = { kind: 'kvm-failed', why: firstError(stderr) ?? `QEMU ended (${status})` };
+      }
       else if (parser.panicked) outcome = { kind: 'panic' };
-      else outcome = { kind: 'no-marker', qemuStatus: signal ?? `exit ${code}` };
+      else outcome = { kind: 'no-marker', qemuStatus: status };
       resolve({ outcome, bootLog: parser.bootLog, stderr, ...(bootMs !== undefined ? { bootMs } : {}) });
     });
   });

@@ -120,8 +120,9 @@ export function runTool(name: string, args: readonly string[], opts: ToolOptions
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', (err) => reject(err.name === 'AbortError' ? err : new ToolError(`${name}: ${err.message}`)));
     child.on('close', (code, signal) => {
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new ToolError(`${[name, ...args].join(' ')} failed (${signal ?? `exit ${code}`})${stderr.trim() ? `:\n${stderr.trim()}` : ''}`));
+      if (code === 0) return resolve({ stdout, stderr });
+      const detail = stderr.trim() ? `:\n${stderr.trim()}` : '';
+      reject(new ToolError(`${[name, ...args].join(' ')} failed (${signal ?? `exit ${code}`})${detail}`));
     });
   });
 }

@@ -131,6 +131,7 @@ describe('vm runner', () => {
     it('forwards EXPLICIT_SYNC_* and the listed variables only, with guest defaults', () => {
       expect(selectGuestEnv(host)).to.deep.equal({
         PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: GUEST_HOME, npm_config_cache: `${GUEST_HOME}/.npm`,
+        npm_config_offline: 'true', npm_config_update_notifier: 'false',
         EXPLICIT_SYNC_DEVICE: '/dev/dri/card1', CI: 'true', TERM: 'xterm', NODE_OPTIONS: '--trace-warnings', EXPLICIT_SYNC_IN_VM: '1',
       });
     });
