@@ -2,7 +2,16 @@
  * explicit-sync: Linux explicit GPU synchronisation from Node.js.
  * @packageDocumentation
  */
-export * from './errors';
+export {
+  AbortError,
+  ClosedError,
+  ExplicitSyncError,
+  NoDeviceError,
+  TimeoutError,
+  UnsupportedError,
+  errnoCode,
+} from './errors';
+export type { ExplicitSyncErrorOptions } from './errors';
 export { U64_MAX, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './validate';
 export type { WaitOptions } from './watcher';
 export { Device, DRI_DIR } from './device';
