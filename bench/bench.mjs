@@ -39,6 +39,12 @@ const wants = (part) => opts.only === undefined || opts.only.split(',').includes
 const now = () => process.hrtime.bigint(); // CLOCK_MONOTONIC, as the baseline's clock_gettime
 const openFds = () => readdirSync('/proc/self/fd').length - 1; // minus the listing's own fd
 const rss = () => process.memoryUsage.rss();
+/**
+ * Before a baseline reading of RSS: collect what earlier tests left (run with --expose-gc, as
+ * bench/run.mjs does), so that a growth figure counts only what the test itself holds. Readings
+ * taken while a test runs never force a collection.
+ */
+const settle = () => globalThis.gc?.();
 const progress = (msg) => process.stderr.write(`[bench.mjs] ${msg}\n`);
 
 /** The C baseline as a coprocess (`baseline --serve`): one request line, one answer line. */
@@ -210,14 +216,17 @@ async function benchWake(dev, vgem, c) {
 async function benchScaleOne(dev, count) {
   const tl = dev.createTimeline();
   const signaller = peer(dev, tl);
+  settle();
   const fd0 = openFds();
   const rss0 = rss();
+  const heap0 = process.memoryUsage().heapUsed;
   const t0 = now();
   const waits = new Array(count);
   for (let i = 0; i < count; i++) waits[i] = tl.wait(i + 1);
   const t1 = now();
   const fds = openFds() - fd0;
   const rssGrowth = rss() - rss0;
+  const heapGrowth = process.memoryUsage().heapUsed - heap0;
   const t2 = now();
   signaller.signal(count);
   await Promise.all(waits);
@@ -226,18 +235,24 @@ async function benchScaleOne(dev, count) {
   tl.close();
   const setup = Number(t1 - t0);
   const resolve = Number(t3 - t2);
-  return { fds, rss_bytes: rssGrowth, setup_ns: setup, resolve_ns: resolve, total_ns: setup + resolve };
+  return { fds, rss_bytes: rssGrowth, heap_bytes: heapGrowth, setup_ns: setup, resolve_ns: resolve, total_ns: setup + resolve };
 }
 
 /**
- * `cycles` createTimeline()/close() pairs: open fds and RSS at the start, after the first 10%
- * (warmed up), at most, and at the end.
+ * `cycles` createTimeline()/close() pairs: open fds and RSS at the start, every 10% and at the end,
+ * and the live JS heap (heapUsed right after a forced collection; null without --expose-gc) at the
+ * start and the end. RSS climbs for a while as V8 sizes its young generation, then plateaus; a leak
+ * shows as live heap or RSS that keeps growing in the second half.
  */
 function benchCycles(dev, cycles) {
+  const liveHeap = () => {
+    if (globalThis.gc === undefined) return null;
+    globalThis.gc();
+    return process.memoryUsage().heapUsed;
+  };
+  const heapStart = liveHeap();
   const fdsStart = openFds();
-  const rssStart = rss();
-  let rssMax = rssStart;
-  let rssWarm;
+  const rssSamples = [rss()];
   let fdsMax = fdsStart;
   const step = Math.max(1, Math.floor(cycles / 10));
   const t0 = now();
@@ -245,9 +260,7 @@ function benchCycles(dev, cycles) {
     const k = Math.min(step, cycles - done);
     for (let i = 0; i < k; i++) dev.createTimeline().close();
     done += k;
-    const r = rss();
-    rssWarm ??= r; // after the first 10%: JIT and heap warmed up
-    rssMax = Math.max(rssMax, r);
+    rssSamples.push(rss());
     fdsMax = Math.max(fdsMax, openFds());
   }
   const t1 = now();
@@ -257,10 +270,13 @@ function benchCycles(dev, cycles) {
     fds_start: fdsStart,
     fds_end: openFds(),
     fds_max: fdsMax,
-    rss_start: rssStart,
-    rss_warm: rssWarm ?? rssStart,
-    rss_end: rss(),
-    rss_max: rssMax,
+    rss_start: rssSamples[0],
+    rss_half: rssSamples[Math.floor(rssSamples.length / 2)],
+    rss_end: rssSamples[rssSamples.length - 1],
+    rss_max: Math.max(...rssSamples),
+    rss_samples: rssSamples,
+    heap_start: heapStart,
+    heap_end: liveHeap(),
   };
 }
 
@@ -290,16 +306,19 @@ async function main() {
     c?.close();
   }
   if (wants('scale')) {
-    const t = Date.now();
-    const waits = {};
-    for (const count of opts.scale.split(',').map(Number)) waits[count] = await benchScaleOne(dev, count);
-    result.scale = { waits };
-    progress(`scale waits: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    // The cycles first, while the heap is small: RSS does not shrink right after a collection, so
+    // a start reading taken after the 100,000 waits would flatter the end reading.
+    result.scale = {};
     if (opts.cycles > 0) {
       const tc = Date.now();
       result.scale.cycles = benchCycles(dev, opts.cycles);
       progress(`scale cycles: ${((Date.now() - tc) / 1000).toFixed(1)} s`);
     }
+    const t = Date.now();
+    const waits = {};
+    for (const count of opts.scale.split(',').map(Number)) waits[count] = await benchScaleOne(dev, count);
+    result.scale.waits = waits;
+    progress(`scale waits: ${((Date.now() - t) / 1000).toFixed(1)} s`);
   }
   vgem.close();
   dev.close();
