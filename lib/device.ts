@@ -7,7 +7,7 @@ import { constants as fsConstants, readdirSync } from 'node:fs';
 import { ExplicitSyncError, NoDeviceError } from './errors';
 import { native } from './native';
 import { FdResource } from './resource';
-import { InvalidArgTypeError, InvalidArgValueError, toEnum, toOptions } from './validate';
+import { InvalidArgTypeError, toEnum, toOptions, toPath } from './validate';
 
 /** @internal Key of Device's fd accessor; not exported from the package. */
 export const kDeviceFd: unique symbol = Symbol('explicit-sync.deviceFd');
@@ -210,14 +210,14 @@ export class Device extends FdResource {
    */
   static open(pathOrOptions: string | DeviceOpenOptions = {}): Device {
     if (typeof pathOrOptions === 'string') {
-      if (pathOrOptions.length === 0) throw new InvalidArgValueError('path', 'must not be empty', pathOrOptions);
-      return new Device(openNode(pathOrOptions), pathOrOptions);
+      const path = toPath(pathOrOptions);
+      return new Device(openNode(path), path);
     }
     const opts = toOptions(pathOrOptions, 'pathOrOptions');
     const drivers = opts.driver === undefined ? undefined : typeof opts.driver === 'string' ? [opts.driver] : opts.driver;
     if (drivers !== undefined && (!Array.isArray(drivers) || drivers.some((d) => typeof d !== 'string')))
       throw new InvalidArgTypeError('options.driver', 'a string or an array of strings', opts.driver);
-    const require = opts.require ?? [];
+    const require = opts.require === undefined ? [] : opts.require;
     if (!Array.isArray(require)) throw new InvalidArgTypeError('options.require', 'an array', require);
     for (const r of require) toEnum(r, 'options.require[]', REQUIREMENTS);
     if (opts.render !== undefined && typeof opts.render !== 'boolean')

@@ -4,10 +4,11 @@
  * @module
  */
 import { constants as fsConstants, readdirSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
-import { InvalidArgTypeError, InvalidArgValueError, toInt } from './validate';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, toInt, toPath } from './validate';
 
 /** native/dma_heap.cc */
 interface NativeDmaHeap {
@@ -65,7 +66,7 @@ export class DmaHeap extends FdResource {
    */
   static open(name = 'system'): DmaHeap {
     if (typeof name !== 'string') throw new InvalidArgTypeError('name', 'of type string', name);
-    if (name.length === 0 || name.includes('/') || name === '.' || name === '..')
+    if (name.length === 0 || name.includes('/') || name.includes('\0') || name === '.' || name === '..')
       throw new InvalidArgValueError('name', 'must be a heap name (see DmaHeap.list())', name);
     const path = `${DMA_HEAP_DIR}/${name}`;
     return new DmaHeap(native.open(path, fsConstants.O_RDONLY), name, path);
@@ -78,6 +79,9 @@ export class DmaHeap extends FdResource {
    */
   allocate(size: number): DmaBuf {
     const len = pageAligned(size);
+    // The system heap allocates page by page until it has `len` bytes: a size beyond the machine's
+    // memory never succeeds and gets the process OOM-killed on the way.
+    if (len > totalmem()) throw new OutOfRangeError('size', `<= the machine's memory (${totalmem()} bytes)`, size);
     return DmaBuf.adopt(native.dmaHeapAlloc(this.openFd('DMA_HEAP_IOCTL_ALLOC'), len));
   }
 
@@ -106,8 +110,7 @@ export class Udmabuf extends FdResource {
    * @throws ExplicitSyncError code 'ENOENT' (with the path) when the kernel has no udmabuf, 'EACCES'.
    */
   static open(path: string = UDMABUF_PATH): Udmabuf {
-    if (typeof path !== 'string') throw new InvalidArgTypeError('path', 'of type string', path);
-    return new Udmabuf(native.open(path, fsConstants.O_RDWR), path);
+    return new Udmabuf(native.open(toPath(path), fsConstants.O_RDWR), path);
   }
 
   /**

@@ -7,8 +7,10 @@ import { ExplicitSyncError, TimeoutError, UnsupportedError, errnoCode, errnoNumb
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
 import {
+  I64_MAX,
   InvalidArgTypeError,
   InvalidArgValueError,
+  MAX_TIMEOUT_MS,
   OutOfRangeError,
   toAbortSignal,
   toFd,
@@ -238,7 +240,7 @@ export class SyncFile extends FdResource {
       if (!(o instanceof SyncFile)) throw new InvalidArgTypeError(`other[${i}]`, 'an instance of SyncFile', o);
     });
     const opts = toOptions(options);
-    const name = opts.name ?? '';
+    const name = opts.name === undefined ? '' : opts.name;
     if (typeof name !== 'string') throw new InvalidArgTypeError('options.name', 'of type string', name);
     if (Buffer.byteLength(name) > 31) throw new OutOfRangeError('options.name', 'at most 31 bytes long', name);
     if (others.length === 0) throw new InvalidArgValueError('other', 'must name at least one SyncFile', other);
@@ -285,11 +287,15 @@ export class SyncFile extends FdResource {
   setDeadline(deadline: bigint | number): void {
     let ns: bigint;
     if (typeof deadline === 'number') {
-      if (!Number.isFinite(deadline) || deadline < 0) throw new OutOfRangeError('deadline', 'a finite number >= 0 (ms from now)', deadline);
+      // 9e12 ms (285 years) from now stays well within the kernel's signed 64-bit nanoseconds.
+      if (!Number.isFinite(deadline) || deadline < 0 || deadline > 9e12)
+        throw new OutOfRangeError('deadline', 'a finite number >= 0 and <= 9e12 (ms from now)', deadline);
       ns = native.clockMonotonicNs() + BigInt(Math.round(deadline * 1e6));
     } else {
       ns = toU64(deadline, 'deadline');
     }
+    // The kernel reads it as a signed ktime_t: beyond 2^63 - 1 it would be a deadline in the past.
+    if (ns > I64_MAX) throw new OutOfRangeError('deadline', 'at most 2^63 - 1 ns of CLOCK_MONOTONIC (a ktime_t)', deadline);
     const fd = this.openFd('SYNC_IOC_SET_DEADLINE');
     if (deadlineSupported === false) throw deadlineUnsupported(errnoNumber('ENOTTY'));
     try {
@@ -336,6 +342,8 @@ export class SyncFile extends FdResource {
       opts = toOptions(options);
       timeoutMs = toTimeoutMs(opts.timeoutMs, 'options.timeoutMs');
       signal = toAbortSignal(opts.signal, 'options.signal');
+      if (opts.ref !== undefined && typeof opts.ref !== 'boolean')
+        throw new InvalidArgTypeError('options.ref', 'of type boolean', opts.ref);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -360,7 +368,7 @@ export class SyncFile extends FdResource {
       while (!native.pollIn(fd, -1));
       return;
     }
-    const end = process.hrtime.bigint() + BigInt(Math.ceil(ms * 1e6));
+    const end = process.hrtime.bigint() + BigInt(Math.ceil(Math.min(ms, MAX_TIMEOUT_MS) * 1e6));
     for (;;) {
       const left = Number(end - process.hrtime.bigint()) / 1e6;
       if (native.pollIn(fd, Math.max(0, Math.min(POLL_MAX_MS, Math.ceil(left))))) return;

@@ -26,6 +26,7 @@
  */
 import { ClosedError, ExplicitSyncError } from './errors';
 import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
+import { MAX_TIMEOUT_MS } from './validate';
 import { abortError } from './watcher';
 
 /** What a wait waits for: the point's fence signalled, or merely present (submitted). */
@@ -266,7 +267,7 @@ export class PointWaitQueue {
   }
 
   #startTimer(w: Waiter, timeoutMs: number): void {
-    const due = native.clockMonotonic() + BigInt(Math.ceil(timeoutMs * 1e6));
+    const due = native.clockMonotonic() + BigInt(Math.ceil(Math.min(timeoutMs, MAX_TIMEOUT_MS) * 1e6));
     const arm = (ms: number): void => {
       w.timer = setTimeout(onTimer, Math.min(Math.max(ms, 1), TIMER_MAX_MS));
       // The eventfd watcher (or poll timer) keeps the loop alive for ref'd waits; this never has to.

@@ -70,6 +70,23 @@ export function toFd(value: unknown, name = 'fd'): number {
   return toInt(value, name, 0, 0x7fffffff);
 }
 
+/**
+ * A filesystem path: a non-empty string without NUL bytes (the kernel would stop at the first NUL
+ * and open another path), like Node's fs.
+ */
+export function toPath(value: unknown, name = 'path'): string {
+  if (typeof value !== 'string') throw new InvalidArgTypeError(name, 'of type string', value);
+  if (value.length === 0) throw new InvalidArgValueError(name, 'must not be empty', value);
+  if (value.includes('\0')) throw new InvalidArgValueError(name, 'must be a string without null bytes', value);
+  return value;
+}
+
+/**
+ * Longest timeout the library schedules, in milliseconds (about 31,700 years): longer finite
+ * timeouts are waited as this long, so that ms → ns conversions never overflow.
+ */
+export const MAX_TIMEOUT_MS = 1e15;
+
 /** A timeout in milliseconds: a finite number >= 0, or Infinity for "no timeout" (returned as undefined). */
 export function toTimeoutMs(value: unknown, name = 'timeoutMs'): number | undefined {
   if (value === undefined || value === Infinity) return undefined;

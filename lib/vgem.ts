@@ -15,7 +15,7 @@ import { DRI_DIR } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
-import { InvalidArgTypeError, toInt, toOptions } from './validate';
+import { InvalidArgTypeError, toInt, toOptions, toPath } from './validate';
 
 /** native/vgem.cc */
 interface NativeVgem {
@@ -83,7 +83,7 @@ export class VgemDevice extends FdResource {
    */
   static open(path?: string): VgemDevice {
     if (path !== undefined) {
-      if (typeof path !== 'string') throw new InvalidArgTypeError('path', 'of type string', path);
+      toPath(path);
       const fd = native.open(path, fsConstants.O_RDWR);
       try {
         const driver = drmDriver(fd);
@@ -145,7 +145,7 @@ export class VgemDevice extends FdResource {
     const opts = toOptions(options);
     const width = toInt(opts.width, 'options.width', 1, U32_MAX);
     const height = toInt(opts.height, 'options.height', 1, U32_MAX);
-    const bpp = toInt(opts.bpp ?? 32, 'options.bpp', 1, U32_MAX);
+    const bpp = toInt(opts.bpp === undefined ? 32 : opts.bpp, 'options.bpp', 1, U32_MAX);
     const r = native.dumbCreate(this.openFd('DRM_IOCTL_MODE_CREATE_DUMB'), width, height, bpp);
     return new VgemBuffer(this, r.handle, { width, height, bpp, pitch: r.pitch, size: r.size });
   }

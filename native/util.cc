@@ -109,6 +109,8 @@ static void SetErrorFactory(const Napi::CallbackInfo& info) {
 // open(path: string, flags: number): fd — always O_CLOEXEC; the caller owns the fd.
 static Napi::Value Open(const Napi::CallbackInfo& info) {
   std::string path = ArgString(info, 0);
+  // open(2) would stop at the first NUL and open another path.
+  if (path.find('\0') != std::string::npos) throw Napi::TypeError::New(info.Env(), "argument 0 must not contain NUL bytes");
   int flags = static_cast<int>(ArgU32(info, 1));
   int fd;
   do {
