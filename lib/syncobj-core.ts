@@ -5,11 +5,12 @@
  * @internal
  */
 import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
-import { SyncFile } from './sync-file';
+import { SyncFile, describeFd } from './sync-file';
 import { Device, kDeviceCloseHooks, kDeviceFd } from './device';
 import { NativeCore, nativeFamily } from './native';
 import {
   I64_MAX,
+  MAX_TIMEOUT_MS,
   InvalidArgTypeError,
   InvalidArgValueError,
   OutOfRangeError,
@@ -169,6 +170,36 @@ interface Held {
   what: string;
 }
 
+/**
+ * The default bound of waits on an imported syncobj or timeline: 10 s. An imported one may come
+ * from another process, which can simply never submit or signal a point; this bound keeps such a
+ * peer from hanging a wait forever (a blocking waitSync() above all). 10 s is the order of the
+ * GPU-hang timeouts of common drivers (amdgpu's job timeout, vgem's own safety timer): a point
+ * still unsignalled after it is almost certainly never coming.
+ */
+export const IMPORTED_DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Options of `device.importTimeline(fd, options)` and `device.importSyncobj(fd, options)`. */
+export interface ImportOptions {
+  /**
+   * The bound of every wait on the imported object that gives neither `timeoutMs` nor `deadline`,
+   * async and blocking alike: such a wait rejects (throws) TimeoutError after this many
+   * milliseconds. Default {@link IMPORTED_DEFAULT_TIMEOUT_MS}. `Infinity` opts out (waits without
+   * a timeout are unbounded, as on a syncobj you created). A wait's own `timeoutMs` (`Infinity`
+   * included) or `deadline` always wins.
+   */
+  defaultTimeoutMs?: number;
+}
+
+/** Validates import options; returns the default bound (Infinity: none). */
+export function toImportOptions(options: unknown): number {
+  if (options !== undefined && (options === null || typeof options !== 'object'))
+    throw new InvalidArgTypeError('options', 'of type object', options);
+  const o = (options ?? {}) as ImportOptions;
+  if (o.defaultTimeoutMs === undefined) return IMPORTED_DEFAULT_TIMEOUT_MS;
+  return toTimeoutMs(o.defaultTimeoutMs, 'options.defaultTimeoutMs') ?? Infinity;
+}
+
 const leaks = new FinalizationRegistry<Held>((held) => {
   if (held.device.closed) return; // the kernel freed the handle with the device's fd
   try {
@@ -193,11 +224,13 @@ export abstract class SyncobjResource implements Disposable {
   readonly #device: Device;
   #handle: number;
   readonly #what: string;
+  readonly #defaultTimeoutMs: number;
 
-  protected constructor(device: Device, handle: number, what: string) {
+  protected constructor(device: Device, handle: number, what: string, defaultTimeoutMs = Infinity) {
     this.#device = device;
     this.#handle = handle;
     this.#what = what;
+    this.#defaultTimeoutMs = defaultTimeoutMs;
     leaks.register(this, { device, handle, what }, this);
   }
 
@@ -209,6 +242,15 @@ export abstract class SyncobjResource implements Disposable {
   /** The syncobj handle on the device's fd (for other DRM ioctls), or 0 once closed. */
   get handle(): number {
     return this.#handle;
+  }
+
+  /**
+   * The bound of waits that give neither `timeoutMs` nor `deadline`, in milliseconds: Infinity (none)
+   * for objects created here, {@link IMPORTED_DEFAULT_TIMEOUT_MS} (or what the import's
+   * `defaultTimeoutMs` said) for imported ones.
+   */
+  get defaultTimeoutMs(): number {
+    return this.#defaultTimeoutMs;
   }
 
   /** Whether close() was called, or the device closed. */
@@ -325,13 +367,18 @@ export interface ParsedWait {
   fenceDeadline: bigint | undefined;
 }
 
-/** Validates wait options (TypeError/RangeError before any ioctl). */
-export function parseWait(options: unknown, asyncWait: boolean): ParsedWait {
+/**
+ * Validates wait options (TypeError/RangeError before any ioctl). A wait that gives neither
+ * `timeoutMs` nor `deadline` is bounded by `defaultTimeoutMs` (the object's; Infinity: unbounded).
+ */
+export function parseWait(options: unknown, asyncWait: boolean, defaultTimeoutMs = Infinity): ParsedWait {
   if (options !== undefined && (options === null || typeof options !== 'object'))
     throw new InvalidArgTypeError('options', 'of type object', options);
   const o = (options ?? {}) as AsyncWaitOptions;
   const mode = o.until === undefined ? 'signaled' : toEnum(o.until, 'options.until', MODES);
-  const timeoutMs = toTimeoutMs(o.timeoutMs, 'options.timeoutMs');
+  const givenTimeoutMs = toTimeoutMs(o.timeoutMs, 'options.timeoutMs');
+  const timeoutMs =
+    o.timeoutMs === undefined && o.deadline === undefined && defaultTimeoutMs !== Infinity ? defaultTimeoutMs : givenTimeoutMs;
   if (o.deadline !== undefined && o.timeoutMs !== undefined)
     throw new InvalidArgValueError('options.deadline', 'cannot be combined with options.timeoutMs', o.deadline);
   if (o.deadline !== undefined && typeof o.deadline !== 'bigint')
@@ -340,6 +387,9 @@ export function parseWait(options: unknown, asyncWait: boolean): ParsedWait {
   if (o.fenceDeadline !== undefined && typeof o.fenceDeadline !== 'bigint')
     throw new InvalidArgTypeError('options.fenceDeadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.fenceDeadline);
   const fenceDeadline = o.fenceDeadline === undefined ? undefined : toU64(o.fenceDeadline, 'options.fenceDeadline');
+  // The kernel reads it as a signed ktime_t: beyond 2^63 - 1 it would be a deadline in the past.
+  if (fenceDeadline !== undefined && fenceDeadline > I64_MAX)
+    throw new OutOfRangeError('options.fenceDeadline', 'at most 2^63 - 1 ns of CLOCK_MONOTONIC (a ktime_t)', o.fenceDeadline);
   const signal = asyncWait ? toAbortSignal(o.signal, 'options.signal') : undefined;
   if (asyncWait && o.ref !== undefined && typeof o.ref !== 'boolean')
     throw new InvalidArgTypeError('options.ref', 'of type boolean', o.ref);
@@ -350,7 +400,7 @@ export function parseWait(options: unknown, asyncWait: boolean): ParsedWait {
     absNs = deadline;
     relMs = deadline > now ? Number(deadline - now) / 1e6 : 0;
   } else if (timeoutMs !== undefined) {
-    absNs = now + BigInt(Math.ceil(Math.min(timeoutMs, 1e15) * 1e6));
+    absNs = now + BigInt(Math.ceil(Math.min(timeoutMs, MAX_TIMEOUT_MS) * 1e6));
     relMs = timeoutMs;
   } else {
     absNs = I64_MAX;
@@ -377,9 +427,15 @@ export function checkFenceDeadline(device: Device, w: ParsedWait, call: string):
     );
 }
 
-/** How long a wait waited, for messages. */
-export function describeTimeout(timeoutMs: number): string {
-  return timeoutMs === 0 ? 'at once (no timeout given)' : `within ${timeoutMs} ms`;
+/**
+ * How long a wait waited, for messages; says so when it was an imported object's default bound
+ * (`defaultTimeoutMs`), which the caller may not know it had.
+ */
+export function describeTimeout(timeoutMs: number, defaultTimeoutMs = Infinity): string {
+  if (timeoutMs === 0) return 'at once (no timeout given)';
+  if (timeoutMs === defaultTimeoutMs)
+    return `within ${timeoutMs} ms (the default bound of waits on an imported syncobj: pass timeoutMs: Infinity to wait longer)`;
+  return `within ${timeoutMs} ms`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,10 +477,19 @@ export function combineWaits(
   });
 }
 
-/** Validates a non-empty array argument. */
+/**
+ * Most entries one multi-wait takes. The kernel copies a wait's arrays with kmalloc (per entry
+ * 64 bytes of wait state, at most KMALLOC_MAX_SIZE = 4 MiB on x86-64): beyond 65536 entries it
+ * answers ENOMEM after a kernel WARN, which `panic_on_warn` systems turn into a panic.
+ */
+export const MAX_WAIT_ENTRIES = 65536;
+
+/** Validates a non-empty array argument of at most {@link MAX_WAIT_ENTRIES} entries. */
 export function toList<T>(value: unknown, name: string): T[] {
   if (!Array.isArray(value)) throw new InvalidArgTypeError(name, 'an array', value);
   if (value.length === 0) throw new InvalidArgValueError(name, 'must not be empty', value);
+  if (value.length > MAX_WAIT_ENTRIES)
+    throw new OutOfRangeError(`${name}.length`, `<= ${MAX_WAIT_ENTRIES} (the kernel's limit for one wait)`, value.length);
   return value as T[];
 }
 
@@ -442,7 +507,19 @@ export function syncFileFd(sf: unknown, name: string, call: string): number {
 export function importHandle(device: Device, fd: number, cap: 'syncobj' | 'timeline'): number {
   toFd(fd);
   requireCap(device, cap, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
-  return native.syncobjFdToHandle(device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE'), fd, 0, 0, 0n);
+  const devFd = device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
+  try {
+    return native.syncobjFdToHandle(devFd, fd, 0, 0, 0n);
+  } catch (err) {
+    // The kernel says EINVAL both for a closed fd and for an fd of another kind: say which.
+    if (!(err instanceof ExplicitSyncError) || err.code !== 'EINVAL') throw err;
+    const what = describeFd(fd);
+    throw new ExplicitSyncError(err.errno, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE', {
+      message: `EINVAL: fd ${fd} is not a syncobj fd (${what === 'unknown' ? 'it is not open' : `it is ${what}`}), DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE`,
+      detail: `fd ${fd} (${what})`,
+      cause: err,
+    });
+  }
 }
 
 /** Whether a (binary) handle holds a fence. Zero-timeout, never blocks. */

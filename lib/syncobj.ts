@@ -9,6 +9,7 @@ import { SyncFile } from './sync-file';
 import {
   AsyncWaitOptions,
   F,
+  ImportOptions,
   ParsedWait,
   SyncWaitOptions,
   SyncobjFeatures,
@@ -27,14 +28,15 @@ import {
   requireCap,
   syncFileFd,
   syncobjFeatures,
+  toImportOptions,
   toList,
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { PointWaitQueue, WaitMode, WaitSource } from './syncobj-wait';
 import { InvalidArgTypeError, InvalidArgValueError, toOptions } from './validate';
 
-export type { AsyncWaitOptions, SyncWaitOptions, SyncobjFeatures, TimeOptions } from './syncobj-core';
-export { SyncobjResource } from './syncobj-core';
+export type { AsyncWaitOptions, ImportOptions, SyncWaitOptions, SyncobjFeatures, TimeOptions } from './syncobj-core';
+export { IMPORTED_DEFAULT_TIMEOUT_MS, MAX_WAIT_ENTRIES, SyncobjResource } from './syncobj-core';
 export type { WaitMechanism, WaitMode } from './syncobj-wait';
 
 /** Options for `device.createSyncobj()`. */
@@ -58,13 +60,16 @@ export class Syncobj extends SyncobjResource {
   };
 
   /** @internal Use device.createSyncobj() / device.importSyncobj(). Takes ownership of the handle. */
-  protected constructor(device: Device, handle: number) {
-    super(device, handle, 'Syncobj');
+  protected constructor(device: Device, handle: number, defaultTimeoutMs = Infinity) {
+    super(device, handle, 'Syncobj', defaultTimeoutMs);
   }
 
-  /** @internal Wraps a handle this library just created on `device` (takes ownership). */
-  static adopt(device: Device, handle: number): Syncobj {
-    return new Syncobj(device, handle);
+  /**
+   * @internal Wraps a handle this library just created or imported on `device` (takes ownership);
+   * `defaultTimeoutMs` bounds waits that give no timeout (Infinity: none).
+   */
+  static adopt(device: Device, handle: number, defaultTimeoutMs = Infinity): Syncobj {
+    return new Syncobj(device, handle, defaultTimeoutMs);
   }
 
   /**
@@ -116,7 +121,7 @@ export class Syncobj extends SyncobjResource {
   wait(options?: AsyncWaitOptions): Promise<void> {
     let w: ParsedWait;
     try {
-      w = parseWait(options, true);
+      w = parseWait(options, true, this.defaultTimeoutMs);
       this.deviceFd('wait');
       checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_WAIT');
       if (w.fenceDeadline !== undefined) this.#hint(w.fenceDeadline);
@@ -134,7 +139,7 @@ export class Syncobj extends SyncobjResource {
    * @throws TimeoutError (reason 'unsubmitted' | 'unsignaled'); ClosedError; UnsupportedError.
    */
   waitSync(options?: SyncWaitOptions): void {
-    const w = parseWait(options, false);
+    const w = parseWait(options, false, this.defaultTimeoutMs);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_WAIT');
     checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_WAIT');
     if (multiWait(this.device, fd, Uint32Array.of(this.liveHandle), w, true) === TIMED_OUT)
@@ -251,7 +256,8 @@ export class Syncobj extends SyncobjResource {
 
   static #waitManySync(list: readonly Syncobj[], options: SyncWaitOptions | undefined, all: boolean): number {
     const items = Syncobj.#check(list);
-    const w = parseWait(options, false);
+    const bound = items.reduce((m, s) => Math.min(m, s.defaultTimeoutMs), Infinity);
+    const w = parseWait(options, false, bound);
     const device = items[0]!.device;
     if (!items.every((s) => s.device === device))
       throw new InvalidArgValueError('syncobjs', 'must all be on the same Device for a blocking wait', list);
@@ -266,7 +272,7 @@ export class Syncobj extends SyncobjResource {
         reason: unsubmitted ? 'unsubmitted' : 'unsignaled',
         message:
           `ETIME: ${all ? 'not all' : 'none'} of ${items.length} syncobjs ${w.mode === 'available' ? 'got a fence' : 'signalled'} ` +
-          `${describeTimeout(w.timeoutMs ?? 0)} (${states.filter((x) => !x).length} never submitted), DRM_IOCTL_SYNCOBJ_WAIT`,
+          `${describeTimeout(w.timeoutMs ?? 0, bound)} (${states.filter((x) => !x).length} never submitted), DRM_IOCTL_SYNCOBJ_WAIT`,
       });
     }
     return all ? -1 : first;
@@ -311,8 +317,8 @@ export class Syncobj extends SyncobjResource {
     const fenced = hasFence(this.device, this.deviceFd('DRM_IOCTL_SYNCOBJ_WAIT'), this.liveHandle);
     const what = `Syncobj ${this.liveHandle}`;
     const message = fenced
-      ? `ETIME: ${what} has a fence that did not signal ${describeTimeout(timeoutMs)}, DRM_IOCTL_SYNCOBJ_WAIT`
-      : `ETIME: ${what} was never submitted: no fence ${mode === 'available' ? 'arrived' : 'to wait for'} ${describeTimeout(timeoutMs)}, DRM_IOCTL_SYNCOBJ_WAIT`;
+      ? `ETIME: ${what} has a fence that did not signal ${describeTimeout(timeoutMs, this.defaultTimeoutMs)}, DRM_IOCTL_SYNCOBJ_WAIT`
+      : `ETIME: ${what} was never submitted: no fence ${mode === 'available' ? 'arrived' : 'to wait for'} ${describeTimeout(timeoutMs, this.defaultTimeoutMs)}, DRM_IOCTL_SYNCOBJ_WAIT`;
     return new TimeoutError('DRM_IOCTL_SYNCOBJ_WAIT', { reason: fenced ? 'unsignaled' : 'unsubmitted', message });
   }
 
@@ -346,9 +352,13 @@ declare module './device' {
     /**
      * Imports a syncobj fd from exportFd() (possibly another process's) as a new handle on this
      * device (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE). The fd stays yours: close it when done.
-     * @throws ExplicitSyncError EINVAL when fd is not a syncobj fd; UnsupportedError; ClosedError.
+     *
+     * Waits on it that give neither `timeoutMs` nor `deadline` are bounded by
+     * `options.defaultTimeoutMs` (default IMPORTED_DEFAULT_TIMEOUT_MS, 10 s; `Infinity` opts out).
+     * @throws ExplicitSyncError EINVAL when fd is not a syncobj fd; UnsupportedError; ClosedError;
+     *   TypeError/RangeError for bad options.
      */
-    importSyncobj(fd: number): Syncobj;
+    importSyncobj(fd: number, options?: ImportOptions): Syncobj;
   }
 }
 
@@ -369,7 +379,8 @@ Device.prototype.createSyncobj = function createSyncobj(this: Device, options?: 
   return Syncobj.adopt(this, native.syncobjCreate(fd, opts.signaled ? F.CREATE_SIGNALED : 0));
 };
 
-Device.prototype.importSyncobj = function importSyncobj(this: Device, fd: number): Syncobj {
-  return Syncobj.adopt(this, importHandle(this, fd, 'syncobj'));
+Device.prototype.importSyncobj = function importSyncobj(this: Device, fd: number, options?: ImportOptions): Syncobj {
+  const bound = toImportOptions(options);
+  return Syncobj.adopt(this, importHandle(this, fd, 'syncobj'), bound);
 };
 

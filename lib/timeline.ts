@@ -11,6 +11,8 @@ import { Syncobj } from './syncobj';
 import {
   AsyncWaitOptions,
   F,
+  IMPORTED_DEFAULT_TIMEOUT_MS,
+  ImportOptions,
   ParsedWait,
   SyncWaitOptions,
   SyncobjResource,
@@ -28,6 +30,7 @@ import {
   syncFileFd,
   syncobjFeatures,
   toList,
+  toImportOptions,
   toPoint as parsePoint,
   toSignalPoint,
 } from './syncobj-core';
@@ -96,13 +99,16 @@ export class Timeline extends SyncobjResource {
   };
 
   /** @internal Use device.createTimeline() / device.importTimeline(). Takes ownership of the handle. */
-  protected constructor(device: Device, handle: number) {
-    super(device, handle, 'Timeline');
+  protected constructor(device: Device, handle: number, defaultTimeoutMs = Infinity) {
+    super(device, handle, 'Timeline', defaultTimeoutMs);
   }
 
-  /** @internal Wraps a handle this library just created on `device` (takes ownership). */
-  static adopt(device: Device, handle: number): Timeline {
-    return new Timeline(device, handle);
+  /**
+   * @internal Wraps a handle this library just created or imported on `device` (takes ownership);
+   * `defaultTimeoutMs` bounds waits that give no timeout (Infinity: none).
+   */
+  static adopt(device: Device, handle: number, defaultTimeoutMs = Infinity): Timeline {
+    return new Timeline(device, handle, defaultTimeoutMs);
   }
 
   /**
@@ -228,7 +234,7 @@ export class Timeline extends SyncobjResource {
     try {
       p = toSignalPoint(point);
       opts = toOptions(options);
-      timeoutMs = toTimeoutMs(opts.materializeTimeoutMs ?? 0, 'options.materializeTimeoutMs');
+      timeoutMs = toTimeoutMs(opts.materializeTimeoutMs === undefined ? 0 : opts.materializeTimeoutMs, 'options.materializeTimeoutMs');
       toAbortSignal(opts.signal, 'options.signal');
       this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
     } catch (err) {
@@ -267,7 +273,7 @@ export class Timeline extends SyncobjResource {
     let w: ParsedWait;
     try {
       p = parsePoint(point);
-      w = parseWait(options, true);
+      w = parseWait(options, true, this.defaultTimeoutMs);
       this.deviceFd('wait');
       checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
       if (w.fenceDeadline !== undefined) this.#hint(p, w.fenceDeadline);
@@ -285,7 +291,7 @@ export class Timeline extends SyncobjResource {
    */
   waitSync(point: bigint | number, options?: SyncWaitOptions): void {
     const p = parsePoint(point);
-    const w = parseWait(options, false);
+    const w = parseWait(options, false, this.defaultTimeoutMs);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     if (multiWait(this.device, fd, Uint32Array.of(this.liveHandle), w, true, BigUint64Array.of(p)) === TIMED_OUT)
@@ -370,7 +376,7 @@ export class Timeline extends SyncobjResource {
 
   static #waitManySync(list: readonly TimelinePoint[], options: SyncWaitOptions | undefined, all: boolean): number {
     const c = Timeline.#check(list);
-    const w = parseWait(options, false);
+    const w = parseWait(options, false, c.timelines.reduce((m, t) => Math.min(m, t.defaultTimeoutMs), Infinity));
     const device = c.timelines[0]!.device;
     if (!c.timelines.every((t) => t.device === device))
       throw new InvalidArgValueError('points', 'must all be on the same Device for a blocking wait', list);
@@ -431,8 +437,8 @@ export class Timeline extends SyncobjResource {
     const which = anyOf === undefined ? `timeline point ${point}` : `none of ${anyOf} timeline points (e.g. ${point})`;
     const what =
       reason === 'unsubmitted'
-        ? `${which} was never submitted: no fence materialised ${describeTimeout(timeoutMs)}`
-        : `${which} was submitted but did not signal ${describeTimeout(timeoutMs)}`;
+        ? `${which} was never submitted: no fence materialised ${describeTimeout(timeoutMs, this.defaultTimeoutMs)}`
+        : `${which} was submitted but did not signal ${describeTimeout(timeoutMs, this.defaultTimeoutMs)}`;
     return new TimelineTimeoutError(point, lastSubmitted, lastSignaled, reason, `ETIME: ${what} (${state}), DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT`);
   }
 
@@ -489,9 +495,14 @@ declare module './device' {
     /**
      * Imports a timeline fd from exportFd() (possibly another process's) as a new handle on this
      * device (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE). The fd stays yours: close it when done.
-     * @throws ExplicitSyncError EINVAL when fd is not a syncobj fd; UnsupportedError; ClosedError.
+     *
+     * Waits on it that give neither `timeoutMs` nor `deadline` are bounded by
+     * `options.defaultTimeoutMs` (default {@link IMPORTED_DEFAULT_TIMEOUT_MS}, 10 s; `Infinity`
+     * opts out), so that a peer that never signals cannot hang you.
+     * @throws ExplicitSyncError EINVAL when fd is not a syncobj fd; UnsupportedError; ClosedError;
+     *   TypeError/RangeError for bad options.
      */
-    importTimeline(fd: number): Timeline;
+    importTimeline(fd: number, options?: ImportOptions): Timeline;
   }
 }
 
@@ -500,6 +511,7 @@ Device.prototype.createTimeline = function createTimeline(this: Device): Timelin
   return Timeline.adopt(this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
 };
 
-Device.prototype.importTimeline = function importTimeline(this: Device, fd: number): Timeline {
-  return Timeline.adopt(this, importHandle(this, fd, 'timeline'));
+Device.prototype.importTimeline = function importTimeline(this: Device, fd: number, options?: ImportOptions): Timeline {
+  const bound = toImportOptions(options);
+  return Timeline.adopt(this, importHandle(this, fd, 'timeline'), bound);
 };
