@@ -347,7 +347,7 @@ export class SyncFile extends FdResource {
     } catch (err) {
       return Promise.reject(err);
     }
-    this.#queue ??= new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+    this.#queue ??= new FdWaitQueue(fd, () => native.pollIn(fd, 0), this);
     return this.#queue.wait({
       timeoutMs,
       signal,

@@ -62,18 +62,31 @@ export function abortError(signal: AbortSignal): AbortError {
 /**
  * Waits on one fd. `check()` returns true once the condition holds (it may throw to fail every
  * pending wait). The queue never closes the fd: its owner calls {@link close} first, then closes it.
+ *
+ * Lifetime invariants: a native watcher (a uv_poll handle) exists only while a wait is pending,
+ * and while it exists it roots this queue and, through `owner`, the object that owns the fd. So
+ * the owner cannot be garbage-collected mid-wait, and when it is collected (no wait pending) no
+ * poll handle is left on its fd for the GC backstop to close the fd under.
  */
 export class FdWaitQueue {
   readonly #fd: number;
   readonly #check: () => boolean;
+  /** Kept only to hold the fd's owner alive while the native watcher roots this queue. */
+  readonly #owner: object | undefined;
   readonly #waiters = new Set<Waiter>();
   #watcher: NativeFdWatcher | null = null;
   #refCount = 0;
   #closed = false;
 
-  constructor(fd: number, check: () => boolean) {
+  constructor(fd: number, check: () => boolean, owner?: object) {
     this.#fd = fd;
     this.#check = check;
+    this.#owner = owner;
+  }
+
+  /** The object that owns the fd, if one was given. */
+  get owner(): object | undefined {
+    return this.#owner;
   }
 
   /** Number of pending waits. */
@@ -138,8 +151,6 @@ export class FdWaitQueue {
     if (w.ref) this.#refCount++;
     if (this.#watcher === null) {
       this.#watcher = new native.FdWatcher(this.#fd, (status, events) => this.#onReady(status, events));
-    }
-    if (this.#waiters.size === 1) {
       this.#watcher.start(native.POLL.READABLE);
       this.#watcher.setRef(this.#refCount > 0);
     } else if (w.ref && this.#refCount === 1) {
@@ -154,8 +165,11 @@ export class FdWaitQueue {
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
     if (w.ref) this.#refCount--;
     if (this.#watcher !== null) {
-      if (this.#waiters.size === 0) this.#watcher.stop();
-      else if (this.#refCount === 0) this.#watcher.setRef(false);
+      if (this.#waiters.size === 0) {
+        // Idle: free the poll handle (see the class comment); the next wait makes a new one.
+        this.#watcher.close();
+        this.#watcher = null;
+      } else if (this.#refCount === 0) this.#watcher.setRef(false);
     }
     if (err === undefined) w.resolve();
     else w.reject(err);

@@ -6,7 +6,8 @@
 // - One uv_poll_t per fd; the fd is NOT owned here: the caller must close() the watcher, which stops
 //   polling, before it closes the fd.
 // - The uv_poll_t is freed only in its uv_close callback.
-// - While started, the JS wrapper is Ref()'d so it cannot be collected mid-wait.
+// - While started, the JS wrapper is Ref()'d so it cannot be collected mid-wait; close() drops
+//   the callback reference, so a closed watcher roots nothing.
 // - Callbacks re-enter JS through MakeCallback, so nextTicks and microtasks run afterwards.
 // - An async env cleanup hook closes every handle still open when a worker/env is torn down.
 #include <uv.h>
@@ -129,6 +130,9 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     PollHandle* ph = handle_;
     handle_ = nullptr;
     ph->owner = nullptr;
+    // The callback reference is a GC root: drop it so a closed watcher keeps nothing alive (the
+    // callback's closure usually reaches the object that owns this watcher).
+    callback_.Reset();
     uv_close(reinterpret_cast<uv_handle_t*>(&ph->poll), OnHandleClosed);
   }
 
