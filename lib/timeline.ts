@@ -145,6 +145,7 @@ export class Timeline extends SyncobjResource {
   isSignaled(point: bigint | number): boolean {
     const p = parsePoint(point);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    if (p === 0n) return true; // see ORIGIN below
     return native.syncobjTimelineWait(fd, this.liveHandle, p, 0n, F.WAIT_FOR_SUBMIT, 0n) >= 0;
   }
 
@@ -152,6 +153,7 @@ export class Timeline extends SyncobjResource {
   isAvailable(point: bigint | number): boolean {
     const p = parsePoint(point);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    if (p === 0n) return true; // see ORIGIN below
     return native.syncobjTimelineWait(fd, this.liveHandle, p, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
   }
 
@@ -294,6 +296,7 @@ export class Timeline extends SyncobjResource {
     const w = parseWait(options, false, this.defaultTimeoutMs);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
+    if (p === 0n) return; // see ORIGIN below
     if (multiWait(this.device, fd, Uint32Array.of(this.liveHandle), w, true, BigUint64Array.of(p)) === TIMED_OUT)
       throw this.#timeoutError(p, w.mode, w.timeoutMs ?? 0);
   }
@@ -382,17 +385,26 @@ export class Timeline extends SyncobjResource {
       throw new InvalidArgValueError('points', 'must all be on the same Device for a blocking wait', list);
     for (const t of c.timelines) t.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     checkFenceDeadline(device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
-    const handles = Uint32Array.from(c.timelines, (t) => t.liveHandle);
+    // Entries at point 0 are reached already (see ORIGIN below): only the others go to the kernel.
+    const live = c.points.flatMap((p, j) => (p === 0n ? [] : [j]));
+    if (!all && live.length < c.points.length) return c.points.indexOf(0n);
+    if (live.length === 0) return -1;
+    const handles = Uint32Array.from(live, (j) => c.timelines[j]!.liveHandle);
     const fd = device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
-    const first = multiWait(device, fd, handles, w, all, BigUint64Array.from(c.points));
+    const first = multiWait(device, fd, handles, w, all, BigUint64Array.from(live, (j) => c.points[j]!));
     if (first === TIMED_OUT) {
       // Report the first entry that is not reached, with its timeline's state.
       const i = c.timelines.findIndex((t, j) => !(w.mode === 'available' ? t.isAvailable(c.points[j]!) : t.isSignaled(c.points[j]!)));
       const k = i < 0 ? 0 : i;
       throw c.timelines[k]!.#timeoutError(c.points[k]!, w.mode, w.timeoutMs ?? 0, all ? undefined : c.points.length);
     }
-    return all ? -1 : first;
+    return all ? -1 : live[first]!;
   }
+
+  // ORIGIN: point 0 is every timeline's origin and always reached, as query() (0n on a new
+  // timeline) and wait(0) (resolves at once) say. The kernel reads point 0 in a wait as "the newest
+  // fence, whatever its point" (dma_fence_chain_find_seqno), so on a new timeline a blocking wait
+  // for 0 would wait for a first submission: the synchronous checks answer point 0 themselves.
 
   protected override beforeClose(): void {
     this.#queue?.close('Timeline');
