@@ -19,6 +19,8 @@ export interface VmCliOptions {
   env: string[];
   quiet: boolean;
   help: boolean;
+  /** Build and load vkms (default true; `--no-vkms` turns it off). */
+  vkms: boolean;
 }
 
 /** A mistake in the command line; the CLI prints it with the usage text and exits 2. */
@@ -38,7 +40,7 @@ export const TIMEOUT_ENV = 'EXPLICIT_SYNC_VM_TIMEOUT';
 /** `explicit-sync vm --help`. */
 export const VM_USAGE = `Usage: explicit-sync vm [options] -- <command> [args...]
 
-Boots a throwaway Linux 6.12 VM (vgem, virtio-gpu, udmabuf, dma-heap) with the
+Boots a throwaway Linux 6.12 VM (vgem, virtio-gpu, vkms, udmabuf, dma-heap) with the
 host filesystem mounted read-only as its root, runs <command> in the current
 directory, streams its output and exits with its exit status.
 
@@ -49,6 +51,8 @@ Options:
   --memory <MiB>       guest memory (default ${DEFAULT_MEMORY_MIB})
   --cpus <n>           guest CPUs (default ${DEFAULT_CPUS})
   --env NAME[=VALUE]   forward a variable into the guest (repeatable)
+  --no-vkms            boot without vkms (by default it is built once against the
+                       guest kernel, which needs gcc and make, and loaded)
   -q, --quiet          no progress messages on stderr
   -h, --help           show this help
 
@@ -100,6 +104,7 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
     env: [],
     quiet: false,
     help: false,
+    vkms: true,
   };
 
   let i = 0;
@@ -156,7 +161,10 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
         noValue();
         options.help = true;
         break;
-      // Reserved: a `--vkms` flag will select an out-of-tree vkms module (see ExtraModule in initramfs.ts).
+      case '--no-vkms':
+        noValue();
+        options.vkms = false;
+        break;
       default:
         throw new UsageError(`Unknown option ${flag}`);
     }

@@ -37,6 +37,7 @@ async function runVm(argv: readonly string[]): Promise<number> {
       quiet: options.quiet,
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
+      vkms: options.vkms,
       signal: interrupted.signal,
     });
     return result.exitCode;

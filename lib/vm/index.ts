@@ -10,8 +10,11 @@ import { defaultCacheRoot, processAlive } from './cache';
 import { deadlineAt, formatSeconds, handshakeMs, remainingMs, timerDelay } from './deadline';
 import { renderRunScript, selectGuestEnv } from './guest-env';
 import { chooseAccel, kvmOpenable, readVerdict, verdictFile, writeVerdict, type AccelPlan } from './kvm';
-import { checkTools, ensureVmImage, VmSetupError, type VmImage } from './provision';
+import type { ExtraModule } from './initramfs';
+import type { ProvisionContext } from './kernel';
+import { checkTools, ensureKernel, ensureVmImage, VmSetupError, type VmImage } from './provision';
 import { bootQemu, kernelCmdline, type Accel, type BootResult } from './qemu';
+import { ensureVkms } from './vkms';
 
 export { VmSetupError } from './provision';
 export type { KvmMode } from './args';
@@ -38,6 +41,11 @@ export interface RunInVmOptions {
   cpus?: number;
   /** Aborting kills the VM; runInVm then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Build (once, cached) and load vkms, a third DRM device with KMS (default true). When it cannot
+   * be built the run warns and goes on without it; the guest's EXPLICIT_SYNC_VM_VKMS says which.
+   */
+  vkms?: boolean;
 }
 
 /** How the run ended: the command exited, or the VM was stopped or failed before it could. */
@@ -123,6 +131,22 @@ async function boot(
   return launch('tcg');
 }
 
+/**
+ * vkms as an extra module, or none when it is turned off or cannot be built: then a warning says
+ * why (even with `quiet`) and the run goes on; tests that need vkms fail in the guest.
+ */
+async function vkmsExtras(ctx: ProvisionContext, signal: AbortSignal, wanted: boolean): Promise<ExtraModule[]> {
+  if (!wanted) return [];
+  const kernel = await ensureKernel(ctx, signal);
+  try {
+    return [await ensureVkms(kernel, ctx, signal)];
+  } catch (err) {
+    if (signal.aborted) throw err;
+    process.stderr.write(`${TAG} warning: booting without vkms, which could not be built: ${(err as Error).message}\n`);
+    return [];
+  }
+}
+
 /** Explains a failed run on stderr: the guest's boot log when it never started the command. */
 function reportFailure(result: BootResult, message: string): void {
   const lines = [`${TAG} ${message}`];
@@ -155,8 +179,11 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
   const onUserAbort = (): void => provisioning.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onUserAbort, { once: true });
   let image: VmImage;
+  let extras: ExtraModule[];
   try {
-    image = await ensureVmImage({ cache, progress, tool: { signal: provisioning.signal } }, provisioning.signal);
+    const ctx: ProvisionContext = { cache, progress, tool: { signal: provisioning.signal } };
+    extras = await vkmsExtras(ctx, provisioning.signal, options.vkms !== false);
+    image = await ensureVmImage(ctx, provisioning.signal, extras);
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (err instanceof VmSetupError) throw err;
@@ -174,7 +201,7 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
   const script = renderRunScript({
     command: options.command,
     cwd,
-    env: selectGuestEnv(process.env, options.env),
+    env: selectGuestEnv(process.env, { EXPLICIT_SYNC_VM_VKMS: extras.length > 0 ? '1' : '0', ...options.env }),
     tty,
     ...(tty ? { size: { columns: process.stdout.columns, rows: process.stdout.rows } } : {}),
   });

@@ -26,6 +26,14 @@ export function checkTools(): void {
   }
 }
 
+/** The kernel alone: the cached one, else provisioned under the cache lock. */
+export async function ensureKernel(ctx: ProvisionContext, signal: AbortSignal): Promise<Kernel> {
+  const cached = findCachedKernel(ctx.cache);
+  if (cached !== undefined) return cached;
+  const onWait = (): void => ctx.progress('waiting for another run to finish provisioning');
+  return withCacheLock(ctx.cache, signal, onWait, async () => findCachedKernel(ctx.cache) ?? (await provisionKernel(ctx)));
+}
+
 /**
  * The kernel and initramfs to boot. Fast path (both cached): no lock, no apt. Otherwise takes the
  * cache lock, looks again (another run may have just finished), and provisions what is missing.
