@@ -9,6 +9,7 @@
  */
 import { readdirSync, existsSync } from 'node:fs';
 import { arch, release } from 'node:os';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import type { CliCommand } from './cli';
 import type { DeviceCaps, DriverInfo, NodeKind } from './device';
 import type { SyncobjFeatures } from './syncobj-core';
@@ -249,7 +250,8 @@ async function probeTimeline(lib: Lib, dev: Library.Device): Promise<{ deadline:
 /** Probes syncobjs and timelines on every node that has them; fills in node.features/syncobj/timeline. */
 async function probeSyncobjNodes(lib: Lib, nodes: DoctorNode[]): Promise<{ waitDeadline: Probe[] }> {
   const waitDeadline: Probe[] = [];
-  for (const node of nodes) {
+  // Render nodes first: the node a feature is reported on ('where') is then the one apps open.
+  for (const node of [...nodes].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'render' ? -1 : 1))) {
     if (node.caps === undefined || !node.caps.syncobj) continue;
     let dev: Library.Device;
     try {
@@ -438,6 +440,19 @@ function feature(name: FeatureName, probe: Probe): FeatureProbe {
   return { ...FEATURE_INFO[name], ...probe };
 }
 
+/**
+ * The command that runs the doctor in the VM. Installed in a project, npx finds the package's bin
+ * in node_modules/.bin; in a checkout of this package npx would install the checkout into its own
+ * cache and run its `prepare` script, which fails in the VM's read-only tree: name the bin file.
+ */
+export function vmDoctorCommand(): string {
+  if (__dirname.split(sep).includes('node_modules')) return 'npx explicit-sync vm -- npx explicit-sync doctor';
+  const bin = join(__dirname, '..', 'bin', 'explicit-sync.js');
+  const rel = relative(process.cwd(), bin);
+  const b = rel.startsWith('..') || isAbsolute(rel) ? bin : rel;
+  return `node ${b} vm -- node ${b} doctor`;
+}
+
 function hintsFor(report: Omit<DoctorReport, 'hints'>): string[] {
   const hints: string[] = [];
   if (report.addon.status !== 'ok') {
@@ -449,7 +464,7 @@ function hintsFor(report: Omit<DoctorReport, 'hints'>): string[] {
       report.inVm
         ? 'The VM has no /dev/dri: its kernel modules did not load (see the VM runner output).'
         : 'This machine has no DRM device nodes (/dev/dri). Run the doctor inside the VM, which has vgem and virtio_gpu: ' +
-            'npx explicit-sync vm -- npx explicit-sync doctor',
+            vmDoctorCommand(),
     );
   }
   if (report.dri.nodes.some((n) => n.error !== undefined && /EACCES|EPERM/.test(n.error))) {
@@ -682,7 +697,8 @@ one buffer source, or binary syncobjs on at least one DRM node); 1 when neither
 does (no DRM, no dma-buf source, or the native addon did not load); 2 for a
 usage error.
 
-No /dev/dri here? Run it in the VM:  npx explicit-sync vm -- npx explicit-sync doctor`;
+No /dev/dri here? Run it in the VM:  npx explicit-sync vm -- npx explicit-sync doctor
+(in a checkout of explicit-sync: node bin/explicit-sync.js vm -- node bin/explicit-sync.js doctor)`;
 
 async function runDoctor(argv: readonly string[]): Promise<number> {
   let json = false;

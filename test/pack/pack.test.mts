@@ -6,7 +6,7 @@
 // the package's two dependencies (or npm's cache), no DRM.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +124,14 @@ describe('npm pack → npm install → require / import / bin / tsc', function (
 
     // The bin: npx finds it in the consumer's node_modules/.bin.
     expect(await run('npx', ['--no-install', 'explicit-sync', 'help'], app)).to.match(/^\s+doctor\s/m);
+    if (!existsSync('/dev/dri')) {
+      // Installed, the doctor's hint is the npx form (which finds node_modules/.bin in the VM too).
+      const doctor = await run('npx', ['--no-install', 'explicit-sync', 'doctor'], app).then(
+        () => '',
+        (err: Error) => err.message,
+      );
+      expect(doctor).to.contain('npx explicit-sync vm -- npx explicit-sync doctor');
+    }
 
     // A TypeScript consumer: strict, node16 modules, the package's own .d.ts checked too
     // (skipLibCheck off). Node's types come from this repository's @types.
