@@ -1,6 +1,7 @@
 // Lifetimes against the real kernel: the garbage-collector backstop (in a child process, since the
 // root hooks fail on EXPLICIT_SYNC_LEAK warnings), double close, close with pending waits.
 import { expect } from 'chai';
+import { closeSync, readFileSync } from 'node:fs';
 import {
   ClosedError,
   Device,
@@ -155,6 +156,49 @@ describe('lifetimes (kernel)', () => {
       shouldThrow(() => t.signal(1), ClosedError);
       t.close();
       s.close();
+    });
+
+    it('every fd the library opens is O_CLOEXEC (/proc/self/fdinfo)', async () => {
+      const before = new Set(openFds().map((f) => f.split(' ')[0]));
+      const heap = DmaHeap.open();
+      const udmabuf = Udmabuf.open();
+      const d = Device.open(dev.path);
+      const v = VgemDevice.open();
+      const buf = v.createBuffer({ width: 4, height: 4 });
+      const fence = buf.attachFence({ write: true });
+      const fromVgem = buf.exportDmaBuf();
+      const fromHeap = heap.allocate(4096);
+      const fromUdmabuf = udmabuf.create(4096);
+      const pendingSf = fromVgem.exportSyncFile();
+      const t = d.createTimeline();
+      t.signal(1);
+      const signalledSf = fromHeap.exportSyncFile();
+      const objects = [
+        heap, udmabuf, d, v, fromVgem, fromHeap, fromUdmabuf, pendingSf, fromHeap.dup(), signalledSf,
+        pendingSf.merge(signalledSf), pendingSf.dup(), await t.exportSyncFile(1), DmaBuf.fromFd(fromHeap.fd, { dup: true }),
+      ];
+      const exported = [t.exportFd(), d.createSyncobj({ signaled: true }).exportFd()];
+      const waits = [t.wait(5), pendingSf.wait()]; // an eventfd and a poll on the sync_file
+      const created = openFds().map((f) => f.split(' ')[0]!).filter((fd) => !before.has(fd));
+      const notCloexec = created.filter((fd) => {
+        try {
+          const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+          return flags === undefined || (parseInt(flags, 8) & 0o2000000) === 0;
+        } catch {
+          return false; // closed meanwhile (readdir's own fd)
+        }
+      });
+      expect(created.length).to.be.greaterThanOrEqual(objects.length + exported.length + 1);
+      expect(notCloexec, 'fds without O_CLOEXEC').to.deep.equal([]);
+      t.signal(5);
+      fence.signal();
+      await Promise.all(waits);
+      for (const fd of exported) closeSync(fd);
+      for (const o of objects) o.close();
+      buf.close();
+      v.close();
+      t.close();
+      d.close();
     });
 
     it('a DmaBuf mapping stays safe to touch after close()', () => {
