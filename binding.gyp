@@ -14,7 +14,8 @@
         "native/dma_buf.cc",
         "native/vgem.cc",
         "native/dma_heap.cc",
-        "native/syncobj.cc"
+        "native/syncobj.cc",
+        "native/kms.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

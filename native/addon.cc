@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitVgem(env, exports);
   InitDmaHeap(env, exports);
   InitSyncobj(env, exports);
+  InitKms(env, exports);
   return exports;
 }
 

@@ -61,6 +61,7 @@ void InitDmaBuf(Napi::Env env, Napi::Object exports);
 void InitVgem(Napi::Env env, Napi::Object exports);
 void InitDmaHeap(Napi::Env env, Napi::Object exports);
 void InitSyncobj(Napi::Env env, Napi::Object exports);
+void InitKms(Napi::Env env, Napi::Object exports);
 
 }  // namespace es
 
