@@ -8,6 +8,7 @@ import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
 import { SyncFile, toDupOption, wrongFdError } from './sync-file';
 import { InvalidArgTypeError, toEnum, toFd } from './validate';
+import type { WaitOptions } from './watcher';
 
 /** native/dma_buf.cc */
 interface NativeDmaBuf {
@@ -181,13 +182,29 @@ export class DmaBuf extends FdResource {
   }
 
   /**
-   * Starts a CPU access session (DMA_BUF_IOCTL_SYNC with SYNC_START): the kernel makes the mapping
-   * coherent for the CPU. It does not wait for fences: wait on exportSyncFile() first.
+   * Starts a CPU access session (DMA_BUF_IOCTL_SYNC with SYNC_START). The kernel first waits for
+   * the buffer's fences that conflict with `access` (for 'read' the writers, otherwise all of them)
+   * — synchronously, blocking this thread — then makes the mapping coherent for the CPU. On the
+   * event loop prefer {@link beginCpuAccessAsync}, which waits for those fences without blocking.
    * @throws ClosedError after close(); ExplicitSyncError from the ioctl.
    */
   beginCpuAccess(access: DmaBufAccess = 'readwrite'): void {
     const flags = accessFlags(access, 'access');
     native.dmaBufSync(this.openFd('DMA_BUF_IOCTL_SYNC'), flags | native.DMA_BUF_SYNC.START);
+  }
+
+  /**
+   * Waits on the event loop for the fences that conflict with `access` (exportSyncFile(access),
+   * then SyncFile#wait(options)), then starts the CPU access session, which then has nothing left
+   * to wait for (unless a fence was attached in between). Rejects like SyncFile#wait:
+   * TimeoutError, AbortError, ClosedError; UnsupportedError before Linux 6.0.
+   */
+  async beginCpuAccessAsync(access: DmaBufAccess = 'readwrite', options?: WaitOptions): Promise<void> {
+    {
+      using fences = this.exportSyncFile(access);
+      await fences.wait(options);
+    }
+    this.beginCpuAccess(access);
   }
 
   /**

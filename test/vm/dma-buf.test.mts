@@ -11,12 +11,13 @@ import {
   DmaHeap,
   ExplicitSyncError,
   SyncFile,
+  TimeoutError,
   Udmabuf,
   VgemDevice,
   VgemFence,
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
-import { settlesWithin, shouldThrow } from '../helpers.mjs';
+import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
 
 describe('DmaBuf (kernel)', () => {
   let dev: VgemDevice;
@@ -150,6 +151,26 @@ describe('DmaBuf (kernel)', () => {
       const sf = dma.exportSyncFile('read');
       sf.close();
       shouldThrow(() => dma.importSyncFile(sf), ClosedError);
+    });
+  });
+
+  describe('DmaBuf#beginCpuAccessAsync()', () => {
+    it('waits on the event loop for a pending write fence, then begins CPU access', async () => {
+      const { dma, attach } = vgemBuf();
+      const fence = attach(true);
+      const p = dma.beginCpuAccessAsync('read', { timeoutMs: 8000 });
+      // The event loop stays free (a blocking DMA_BUF_IOCTL_SYNC would stall this timer).
+      expect(await settlesWithin(p, 150)).to.equal(false);
+      fence.signal();
+      await p;
+      dma.endCpuAccess('read');
+    });
+
+    it('rejects with TimeoutError when the fence does not signal in time', async () => {
+      const { dma, attach } = vgemBuf();
+      attach(true);
+      const e = await shouldReject(dma.beginCpuAccessAsync('write', { timeoutMs: 100 }), TimeoutError);
+      expect(e.code).to.equal('ETIME');
     });
   });
 
