@@ -341,12 +341,7 @@ export class PointWaitQueue {
 
   #onReadable(lane: Lane, status: number): void {
     if (status < 0) {
-      const err = new ExplicitSyncError(-status, 'poll');
-      while (lane.waiters.size > 0) {
-        const w = lane.waiters.pop()!;
-        if (!w.done) this.#settle(w, withSite(err, w.site, true), false);
-      }
-      this.#idle(lane);
+      this.#failLane(lane, new ExplicitSyncError(-status, 'poll'));
       return;
     }
     if (lane.eventFd >= 0) native.eventfdDrain(lane.eventFd);
@@ -359,12 +354,7 @@ export class PointWaitQueue {
     try {
       level = this.#source.level(lane.mode);
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      while (lane.waiters.size > 0) {
-        const w = lane.waiters.pop()!;
-        if (!w.done) this.#settle(w, withSite(e, w.site, true), false);
-      }
-      this.#idle(lane);
+      this.#failLane(lane, err);
       return;
     }
     for (let w = lane.waiters.peek(); w !== undefined && (w.done || w.point <= level); w = lane.waiters.peek()) {
@@ -380,13 +370,18 @@ export class PointWaitQueue {
     try {
       this.#ensureWakeup(lane, lowest.point, false);
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
+      this.#failLane(lane, err);
+    }
+  }
+
+  /** Rejects every wait of the lane with `err` (each with its own call site) and tears it down. */
+  #failLane(lane: Lane, err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
       while (lane.waiters.size > 0) {
         const w = lane.waiters.pop()!;
         if (!w.done) this.#settle(w, withSite(e, w.site, true), false);
       }
       this.#idle(lane);
-    }
   }
 
   /**
