@@ -26,3 +26,5 @@ export { DmaHeap, Udmabuf, DMA_HEAP_DIR, UDMABUF_PATH } from './dma-heap';
 export * from './syncobj';
 export * from './timeline';
 export { monotonicNow } from './clock';
+export { KmsDevice, KmsAtomicRequest, KmsConnector, KmsCrtc, KmsFramebuffer, KmsObject, KmsPlane, fourcc, FORMAT_XRGB8888, FORMAT_ARGB8888 } from './kms';
+export type { KmsCommitOptions, KmsCommitResult, KmsDumbOptions, KmsFlipEvent, KmsImportOptions, KmsMode, KmsOpenOptions, KmsOutput, KmsProperty } from './kms';
