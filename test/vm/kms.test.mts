@@ -126,7 +126,7 @@ describe('KMS on vkms (kernel)', function () {
       expect(events).to.have.length(1);
       expect(events[0]!.crtcId).to.equal(out.crtc.id);
       const signalled = fence.info().fences[0]!.timestampNs!;
-      expect(signalled >= t0).to.equal(true);
+      expect(fence.isSignaled()).to.equal(true);
       console.log(`      commit -> out-fence signalled: ${ms(signalled - t0).toFixed(2)} ms (vkms, TCG)`);
     });
 
@@ -148,15 +148,18 @@ describe('KMS on vkms (kernel)', function () {
       expect(await settlesWithin(r.flip!, 10)).to.equal(false);
       expect(release.isSignaled()).to.equal(false);
 
+      const signalledAt = SyncFile.now();
       expect(render.signal()).to.equal(true);
       await release.wait({ timeoutMs: 10_000 });
+      const wokeAt = SyncFile.now();
       const [flip] = await r.flip!;
-      const inAt = acquire.info().fences[0]!.timestampNs!;
+      // vkms stamps the flip and the out-fence with its (nominal) vblank time, which under TCG can
+      // lag the in-fence's real signal time: the order is proven above, by the unsignalled wait.
       const outAt = release.info().fences[0]!.timestampNs!;
-      expect(outAt > inAt).to.equal(true);
-      expect(outAt >= flip!.timeNs).to.equal(true);
+      const gap = outAt - flip!.timeNs; // the same vblank stamp, the event's in microseconds
+      expect(gap >= 0n && gap < 1_000_000n, `${gap} ns`).to.equal(true);
       console.log(
-        `      in-fence signalled -> out-fence signalled: ${ms(outAt - inAt).toFixed(2)} ms; ` +
+        `      vgem signal -> out-fence seen in JS: ${ms(wokeAt - signalledAt).toFixed(2)} ms; ` +
           `flip event time -> out-fence: ${ms(outAt - flip!.timeNs).toFixed(3)} ms (vkms, TCG)`,
       );
     });
@@ -302,6 +305,28 @@ describe('KMS on vkms (kernel)', function () {
       expect(r.code, r.stderr + r.stdout).to.equal(0);
       expect(r.stdout).to.match(/frame 1: acquire fence signalled, committed, on screen after [\d.]+ ms/);
       expect(r.stdout).to.match(/kms-frame-loop: \d+ frames/);
+    });
+  });
+
+  describe('the device-generic conformance tests on vkms', () => {
+    it('pass on the vkms card node (dumb buffers, PRIME export, dma-buf sync files); only syncobj tests skip', async () => {
+      const vkms = Device.list().find((d) => d.driver.name === 'vkms' && d.kind === 'primary');
+      expect(vkms, 'a vkms card node').to.not.equal(undefined);
+      // A child run, so that its expected skips (vkms has no syncobjs) stay out of this run's output.
+      const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          ['node_modules/mocha/bin/mocha.js', 'dist-test/conformance/**/*.test.mjs'],
+          { cwd: root, timeout: 300_000, env: { ...process.env, EXPLICIT_SYNC_DEVICE: vkms!.path } },
+          (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout: stdout + stderr }),
+        );
+      });
+      expect(r.code, r.stdout).to.equal(0);
+      expect(r.stdout).to.contain(`dumb buffers on ${vkms!.path} (vkms)`);
+      const passing = Number(/(\d+) passing/.exec(r.stdout)?.[1] ?? 0);
+      expect(passing, r.stdout).to.be.at.least(4);
+      const skips = [...r.stdout.matchAll(/skipped: (.*)/g)].map((m) => m[1]!);
+      for (const why of skips) expect(why, r.stdout).to.match(/SYNCOBJ|timeline/i);
     });
   });
 
