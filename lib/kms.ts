@@ -394,6 +394,8 @@ export class KmsAtomicRequest {
   readonly device: KmsDevice;
   readonly #entries: Array<{ obj: KmsObject | number; prop: number; value: () => bigint; outFenceFor?: number }> = [];
   readonly #blobs: number[] = [];
+  /** CRTCs the request names (as objects or as CRTC_ID values): each sends one flip event. */
+  readonly #crtcs = new Set<number>();
 
   /** @internal Use KmsDevice#atomic(). */
   constructor(device: KmsDevice) {
@@ -418,7 +420,9 @@ export class KmsAtomicRequest {
       if (typeof prop !== 'number') throw new InvalidArgTypeError('prop', 'a property id (number) when obj is a raw id', prop);
     } else {
       this.#own(obj, 'obj');
+      if (obj instanceof KmsCrtc) this.#crtcs.add(obj.id);
     }
+    if (value instanceof KmsCrtc) this.#crtcs.add(value.id);
     if (typeof prop === 'number') propId = toInt(prop, 'prop', 1, 0xffffffff);
     else if (typeof prop === 'string') propId = (obj as KmsObject).property(prop).id;
     else throw new InvalidArgTypeError('prop', 'a property name or id', prop);
@@ -481,6 +485,7 @@ export class KmsAtomicRequest {
     this.#own(obj, 'obj');
     const prop = obj instanceof KmsConnector ? 'WRITEBACK_OUT_FENCE_PTR' : 'OUT_FENCE_PTR';
     this.#entries.push({ obj, prop: obj.property(prop).id, value: () => 0n, outFenceFor: obj.id });
+    if (obj instanceof KmsCrtc) this.#crtcs.add(obj.id);
     return this;
   }
 
@@ -537,7 +542,6 @@ export class KmsAtomicRequest {
     all.forEach((e, i) => {
       if (e.outFence !== undefined) slots[e.outFence] = i;
     });
-    const crtcs = new Set(this.#entries.filter((e) => e.obj instanceof KmsCrtc).map((e) => (e.obj as KmsCrtc).id));
     const userData = o.pageFlipEvent && !o.testOnly ? this.device[kNextFlip]() : 0n;
     let fds: Int32Array;
     try {
@@ -556,7 +560,7 @@ export class KmsAtomicRequest {
     fds.forEach((f, i) => {
       if (f >= 0) outFences.set(outFenceFor[i] as number, SyncFile.adopt(f));
     });
-    const flip = userData !== 0n ? this.device[kAwaitFlip](userData, Math.max(1, crtcs.size)) : undefined;
+    const flip = userData !== 0n ? this.device[kAwaitFlip](userData, Math.max(1, this.#crtcs.size)) : undefined;
     return { outFences, outFence: outFences.values().next().value, flip };
   }
 }
