@@ -15,7 +15,8 @@
         "native/vgem.cc",
         "native/dma_heap.cc",
         "native/syncobj.cc",
-        "native/kms.cc"
+        "native/kms.cc",
+        "native/kms_commit.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDmaHeap(env, exports);
   InitSyncobj(env, exports);
   InitKms(env, exports);
+  InitKmsCommit(env, exports);
   return exports;
 }
 
