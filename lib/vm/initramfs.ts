@@ -71,8 +71,9 @@ for d in /tmp /run /var/tmp /dev/shm; do
   mkdir -p $R$d 2>/dev/null; mount -t tmpfs -o mode=1777 tmpfs $R$d || fail "cannot mount a tmpfs on $d"
 done
 mkdir -p $R${GUEST_RUN_DIR} && cp /run.sh $R${GUEST_RUN_DIR}/run.sh || fail "cannot write ${GUEST_RUN_DIR}"
-# A working directory under /tmp is hidden by the tmpfs: show the host's copy at the same path.
-case $cwd in /tmp/?*) mkdir -p "$R$cwd" && mount --bind "/hosttmp/\${cwd#/tmp/}" "$R$cwd" || fail "cannot bind $cwd" ;; esac
+# A working directory under /tmp is hidden by the tmpfs: show the host's copy of its top folder
+# under /tmp at the same path (the whole checkout when the command runs in a subfolder of it).
+case $cwd in /tmp/?*) top=\${cwd#/tmp/}; top=/tmp/\${top%%/*}; mkdir -p "$R$top" && mount --bind "/hosttmp/\${top#/tmp/}" "$R$top" || fail "cannot bind $top" ;; esac
 stty -onlcr
 echo ${READY_MARKER}
 env -i /bin/chroot $R /bin/sh ${GUEST_RUN_DIR}/run.sh
