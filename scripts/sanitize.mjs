@@ -15,7 +15,7 @@
 // (forwarded with --env). Leak detection is off (Node does not free everything at exit by
 // design); any sanitizer report aborts the process that hit it and fails the run.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -92,6 +92,9 @@ function stage() {
     cpSync(join(root, p), join(tree, p), { recursive: true });
   }
   for (const p of ['package.json', '.mocharc.json']) cpSync(join(root, p), join(tree, p));
+  // Tests that start node_modules/… by a relative path (mocha in a child run) find the project's.
+  rmSync(join(tree, 'node_modules'), { recursive: true, force: true });
+  symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'));
   const addon = join(tree, 'build', 'Release', 'explicit_sync.node');
   if (!existsSync(addon)) fail('sanitizer run: no sanitized addon in .cache/sanitize (run without --no-build)');
   // The build really is sanitized: the addon needs libasan.
