@@ -3,6 +3,7 @@
  * @module
  */
 import { readlinkSync } from 'node:fs';
+import { monotonicNow } from './clock';
 import { ExplicitSyncError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
@@ -36,7 +37,6 @@ interface NativeSyncFile {
   syncFileMerge(fd: number, fd2: number, name: string): number;
   syncFileSetDeadline(fd: number, deadlineNs: bigint): void;
   syncFileProbeDeadline(fd: number): number;
-  clockMonotonicNs(): bigint;
 }
 
 const native = nativeFamily<NativeCore & NativeSyncFile>();
@@ -280,7 +280,7 @@ export class SyncFile extends FdResource {
    * Tells the fence's driver when it is needed, so it can boost clocks to make it
    * (SYNC_IOC_SET_DEADLINE, Linux ≥ 6.7). A hint: nothing fails if it is missed.
    * @param deadline A bigint is an absolute CLOCK_MONOTONIC time in nanoseconds (see
-   *   {@link SyncFile.now}); a number is milliseconds from now.
+   *   {@link monotonicNow}); a number is milliseconds from now.
    * @throws UnsupportedError (code 'ENOTTY', since '6.7') on older kernels; the answer is cached.
    *   ClosedError after close().
    */
@@ -290,7 +290,7 @@ export class SyncFile extends FdResource {
       // 9e12 ms (285 years) from now stays well within the kernel's signed 64-bit nanoseconds.
       if (!Number.isFinite(deadline) || deadline < 0 || deadline > 9e12)
         throw new OutOfRangeError('deadline', 'a finite number >= 0 and <= 9e12 (ms from now)', deadline);
-      ns = native.clockMonotonicNs() + BigInt(Math.round(deadline * 1e6));
+      ns = monotonicNow() + BigInt(Math.round(deadline * 1e6));
     } else {
       ns = toU64(deadline, 'deadline');
     }
@@ -317,11 +317,6 @@ export class SyncFile extends FdResource {
   supportsDeadline(): boolean {
     deadlineSupported ??= native.syncFileProbeDeadline(this.openFd('SYNC_IOC_SET_DEADLINE')) !== errnoNumber('ENOTTY');
     return deadlineSupported;
-  }
-
-  /** Now, in CLOCK_MONOTONIC nanoseconds: the timebase of deadlines and fence timestamps. */
-  static now(): bigint {
-    return native.clockMonotonicNs();
   }
 
   /**

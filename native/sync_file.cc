@@ -4,7 +4,6 @@
 // borrow the fds they are given and never close them.
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include <vector>
 
@@ -139,21 +138,12 @@ static Napi::Value SyncFileProbeDeadline(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Ioctl(fd, ES_SYNC_IOC_SET_DEADLINE, &d));
 }
 
-// clockMonotonicNs(): bigint — clock_gettime(CLOCK_MONOTONIC), the timebase of fence deadlines
-// and timestamps.
-static Napi::Value ClockMonotonicNs(const Napi::CallbackInfo& info) {
-  struct timespec ts = {};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return U64(info.Env(), static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec));
-}
-
 void InitSyncFile(Napi::Env env, Napi::Object exports) {
   exports.Set("syncFileInfo", Napi::Function::New(env, SyncFileInfo, "syncFileInfo"));
   exports.Set("syncFileInfoInto", Napi::Function::New(env, SyncFileInfoInto, "syncFileInfoInto"));
   exports.Set("syncFileMerge", Napi::Function::New(env, SyncFileMerge, "syncFileMerge"));
   exports.Set("syncFileSetDeadline", Napi::Function::New(env, SyncFileSetDeadline, "syncFileSetDeadline"));
   exports.Set("syncFileProbeDeadline", Napi::Function::New(env, SyncFileProbeDeadline, "syncFileProbeDeadline"));
-  exports.Set("clockMonotonicNs", Napi::Function::New(env, ClockMonotonicNs, "clockMonotonicNs"));
 }
 
 }  // namespace es
