@@ -1,5 +1,5 @@
 // Shared test helpers: fd accounting, typed rejection checks, device lookup.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { expect } from 'chai';
 
 /** The open fds of this process, as "fd -> target". */
@@ -13,6 +13,16 @@ export function openFds(): string[] {
     }
   }
   return out;
+}
+
+/** Whether `fd` is an open fd of this process. */
+export function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 type Ctor<T> = abstract new (...args: never[]) => T;

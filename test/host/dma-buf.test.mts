@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
-  fstatSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -32,7 +31,7 @@ import {
   VgemDevice,
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
-import { shouldThrow } from '../helpers.mjs';
+import { isOpen, shouldThrow } from '../helpers.mjs';
 
 let dir: string;
 let n = 0;
@@ -48,15 +47,6 @@ function openFifo(): number {
   const path = join(dir, `fifo${n++}`);
   execFileSync('mkfifo', [path]);
   return openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
-}
-
-function isOpen(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 before(() => {

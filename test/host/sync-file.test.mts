@@ -3,7 +3,7 @@
 // readable ("signalled") once a byte is written into it. Real fences are tested in test/vm.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsc } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -18,7 +18,7 @@ import {
   UnsupportedError,
   monotonicNow,
 } from 'explicit-sync';
-import { shouldReject, shouldThrow, settlesWithin, sleep } from '../helpers.mjs';
+import { isOpen, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
 
 let dir: string;
 let fifoCount = 0;
@@ -35,15 +35,6 @@ function fakeFence(): { sf: SyncFile; signal(): void } {
   const fd = openFifo();
   const sf = SyncFile.adopt(fd);
   return { sf, signal: () => writeSync(fd, 'x') };
-}
-
-function isOpen(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 before(() => {
