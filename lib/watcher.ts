@@ -3,7 +3,9 @@
  *
  * An {@link FdWaitQueue} owns one native FdWatcher (uv_poll) for one fd and multiplexes any number
  * of waits onto it, each with its own timeout, AbortSignal and ref flag. Readiness is a hint:
- * before resolving, the queue confirms with the owner's zero-timeout `check()`.
+ * before resolving, the queue confirms with the owner's zero-timeout `check()`. A timeout is a
+ * verdict only after one last `check()`: a wait whose condition held by then resolves (with every
+ * other wait on the queue), however late the timer ran.
  * @module
  */
 import { AbortError, ClosedError, ExplicitSyncError } from './errors';
@@ -116,7 +118,9 @@ export class FdWaitQueue {
           w.timer = setTimeout(() => {
             const left = deadline - performance.now();
             if (left > 0) arm(left);
-            else this.#settle(w, withSite(onTimeout(), site));
+            // libuv runs timers before poll: after a busy stretch the fence may have signalled
+            // inside the timeout with its readiness not yet delivered. Look once more first.
+            else if (!this.#lastLook()) this.#settle(w, withSite(onTimeout(), site));
           }, Math.min(ms, TIMER_MAX_MS));
           // The poll handle keeps the loop alive for ref'd waits; the timer never has to.
           w.timer.unref();
@@ -180,14 +184,23 @@ export class FdWaitQueue {
       this.rejectAll(new ExplicitSyncError(-status, 'poll'));
       return;
     }
+    this.#lastLook(); // false: a spurious wakeup, keep waiting
+  }
+
+  /**
+   * The zero-timeout check, settling every pending wait when it decides: all resolve when the
+   * condition holds, all reject when check() throws. Returns whether it settled them.
+   */
+  #lastLook(): boolean {
     let ready: boolean;
     try {
       ready = this.#check();
     } catch (err) {
       this.rejectAll(err instanceof Error ? err : new Error(String(err)));
-      return;
+      return true;
     }
-    if (!ready) return; // a spurious wakeup: keep waiting
+    if (!ready) return false;
     for (const w of [...this.#waiters]) this.#settle(w);
+    return true;
   }
 }

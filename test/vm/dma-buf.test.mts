@@ -166,6 +166,17 @@ describe('DmaBuf (kernel)', () => {
       dma.endCpuAccess('read');
     });
 
+    it('begins, not TimeoutError, when the loop was busy past the timeout but the fence signalled inside it', async () => {
+      const { dma, attach } = vgemBuf();
+      const fence = attach(true);
+      const p = dma.beginCpuAccessAsync('read', { timeoutMs: 200 });
+      fence.signal();
+      const end = performance.now() + 600; // timers run before poll: the timer sees the deadline first
+      while (performance.now() < end);
+      await p;
+      dma.endCpuAccess('read');
+    });
+
     it('rejects with TimeoutError when the fence does not signal in time', async () => {
       const { dma, attach } = vgemBuf();
       attach(true);

@@ -101,6 +101,17 @@ describe('SyncFile (kernel)', () => {
       await again;
     });
 
+    it('resolves, not TimeoutError, when the loop was busy past the timeout but the fence signalled inside it', async () => {
+      const { sf, fence } = fenced();
+      const waits = [sf.wait({ timeoutMs: 200 }), sf.wait({ timeoutMs: 8000 })];
+      fence.signal();
+      // Block the loop past the 200 ms timeout: the poll readiness and the timer are then due in the
+      // same loop iteration, and libuv runs timers before poll. The timer must take a last look.
+      const end = performance.now() + 600;
+      while (performance.now() < end);
+      await Promise.all(waits);
+    });
+
     it('rejects with AbortError when aborted; other waits on the fence go on', async () => {
       const { sf, fence } = fenced();
       const ac = new AbortController();
