@@ -1,6 +1,13 @@
 /**
  * DRM device nodes: discovery (DRM_IOCTL_VERSION, DRM_IOCTL_GET_CAP) and the Device object that
  * owns an open node's fd.
+ *
+ * Discovery never opens a primary (card) node unless the caller asks for one: the first open of a
+ * card node while no process is DRM master makes the opener master until it closes the fd (the
+ * kernel's drm_master_open()), and a display server starting, or coming back from a VT switch, in
+ * that moment fails to become master. Render nodes never carry master, so a card node is
+ * described through the render node of the same device (found in sysfs, as libdrm pairs them):
+ * DRM_IOCTL_VERSION and DRM_IOCTL_GET_CAP answer per device, not per node.
  * @module
  */
 import { constants as fsConstants, readdirSync } from 'node:fs';
@@ -60,11 +67,21 @@ export interface DeviceInfo {
 export type Requirement = 'syncobj' | 'timeline' | 'prime' | 'dumb';
 const REQUIREMENTS: readonly Requirement[] = ['syncobj', 'timeline', 'prime', 'dumb'];
 
+/** Options of {@link Device.list}. */
+export interface DeviceListOptions {
+  /**
+   * Also open and describe card nodes of devices that have no render node (KMS-only drivers:
+   * vkms, simpledrm, …), the only way to ask their driver. Default false: they are left out. Where
+   * no process is DRM master, opening a card node makes this process master until it closes it.
+   */
+  openPrimary?: boolean;
+}
+
 /** Options for picking a node by requirement. */
 export interface DeviceOpenOptions {
   /** Driver name, or a list of acceptable names. */
   driver?: string | readonly string[];
-  /** Capabilities the node must have. */
+  /** Capabilities the node must have. 'dumb' means a card node: render nodes refuse DUMB_CREATE. */
   require?: readonly Requirement[];
   /** true: render nodes only; false: primary (card) nodes only; default: either, render first. */
   render?: boolean;
@@ -121,6 +138,24 @@ function hasRequirement(caps: DeviceCaps, req: Requirement): boolean {
   }
 }
 
+/** Where the kernel shows DRM minors and their devices. */
+const SYSFS_DRM = '/sys/class/drm';
+
+/**
+ * The render node of a card node's device ('renderD128' for 'card0'), from sysfs: every minor of
+ * a device is listed in its device's drm/ folder. Undefined when it has none (a KMS-only driver)
+ * or sysfs is not there.
+ */
+function renderNodeOf(card: string): string | undefined {
+  try {
+    return readdirSync(`${SYSFS_DRM}/${card}/device/drm`)
+      .filter((n) => nodeKind(n) === 'render')
+      .sort((a, b) => nodeNumber(a) - nodeNumber(b))[0];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Opens a DRM node read-write; fails with ENODEV if the path is not a DRM character device. */
 function openNode(path: string): number {
   const fd = native.open(path, fsConstants.O_RDWR);
@@ -171,10 +206,19 @@ export class Device extends FdResource {
   }
 
   /**
-   * Every /dev/dri/card* and renderD* node, with driver and capabilities, card nodes first.
-   * Empty on a machine without /dev/dri. Nodes that cannot be opened (permissions) are skipped.
+   * The /dev/dri/card* and renderD* nodes, with driver and capabilities, card nodes first. Empty
+   * on a machine without /dev/dri. Nodes that cannot be opened (permissions) are skipped.
+   *
+   * Opens render nodes only, so listing never makes this process DRM master: a card node is
+   * described through its device's render node (sysfs pairs them; the driver and caps are the
+   * device's), and is skipped when that render node cannot be opened. Card nodes of devices
+   * without a render node (KMS-only drivers such as vkms or simpledrm) are listed only with
+   * `{ openPrimary: true }`, which opens them (and any card node whose render node it could not).
    */
-  static list(): DeviceInfo[] {
+  static list(options?: DeviceListOptions): DeviceInfo[] {
+    const opts = toOptions(options);
+    if (opts.openPrimary !== undefined && typeof opts.openPrimary !== 'boolean')
+      throw new InvalidArgTypeError('options.openPrimary', 'of type boolean', opts.openPrimary);
     let names: string[];
     try {
       names = readdirSync(DRI_DIR);
@@ -182,31 +226,40 @@ export class Device extends FdResource {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const nodes = names
-      .filter((n) => nodeKind(n) !== undefined)
-      .sort((a, b) => (nodeKind(a) === nodeKind(b) ? nodeNumber(a) - nodeNumber(b) : nodeKind(a) === 'primary' ? -1 : 1));
+    const byNumber = (a: string, b: string): number => nodeNumber(a) - nodeNumber(b);
+    const renders = names.filter((n) => nodeKind(n) === 'render').sort(byNumber);
+    const cards = names.filter((n) => nodeKind(n) === 'primary').sort(byNumber);
+    const described = new Map<string, { driver: DriverInfo; caps: DeviceCaps }>();
+    for (const name of renders) {
+      const d = describe(`${DRI_DIR}/${name}`);
+      if (d !== undefined) described.set(name, d);
+    }
     const out: DeviceInfo[] = [];
-    for (const name of nodes) {
+    for (const name of cards) {
       const path = `${DRI_DIR}/${name}`;
-      let fd: number;
-      try {
-        fd = openNode(path);
-      } catch {
-        continue;
-      }
-      try {
-        out.push({ path, kind: nodeKind(name)!, driver: driverInfo(fd), caps: deviceCaps(fd) });
-      } finally {
-        native.close(fd);
-      }
+      const render = renderNodeOf(name);
+      let d: { driver: DriverInfo; caps: DeviceCaps } | undefined;
+      const r = render === undefined ? undefined : described.get(render);
+      if (r !== undefined) d = { driver: { ...r.driver }, caps: { ...r.caps, prime: { ...r.caps.prime } } };
+      else if (opts.openPrimary === true) d = describe(path);
+      if (d !== undefined) out.push({ path, kind: 'primary', ...d });
+    }
+    for (const name of renders) {
+      const d = described.get(name);
+      if (d !== undefined) out.push({ path: `${DRI_DIR}/${name}`, kind: 'render', ...d });
     }
     return out;
   }
 
   /**
    * Opens a node by path, or the first node that fits the options (render nodes first unless
-   * `render: false`). Throws NoDeviceError listing what was found when nothing fits, or saying
-   * that the machine has no DRM devices at all.
+   * `render: false`; `require: ['dumb']` takes card nodes only). Throws NoDeviceError listing
+   * what was found when nothing fits, or saying that the machine has no DRM devices at all.
+   *
+   * Choosing by options opens no card node but the one it returns, except when nothing else fits a
+   * request that only a card node can meet (`render: false`, 'dumb', a `driver`, or any node where
+   * there are only card nodes): then card nodes of devices without a render node are opened to ask
+   * their driver (see {@link list}).
    */
   static open(pathOrOptions: string | DeviceOpenOptions = {}): Device {
     if (typeof pathOrOptions === 'string') {
@@ -223,13 +276,22 @@ export class Device extends FdResource {
     if (opts.render !== undefined && typeof opts.render !== 'boolean')
       throw new InvalidArgTypeError('options.render', 'of type boolean', opts.render);
 
-    const found = Device.list();
+    const fits = (list: DeviceInfo[]): DeviceInfo[] =>
+      list
+        .filter((d) => opts.render === undefined || (d.kind === 'render') === opts.render)
+        // DUMB_CREATE is not a render-node ioctl, whatever DRM_CAP_DUMB_BUFFER says there.
+        .filter((d) => !require.includes('dumb') || d.kind === 'primary')
+        .filter((d) => drivers === undefined || drivers.includes(d.driver.name))
+        .filter((d) => require.every((r) => hasRequirement(d.caps, r)))
+        .sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'render' ? -1 : 1));
+    let found = Device.list();
+    let candidates = fits(found);
+    const cardOnly = opts.render === false || require.includes('dumb') || drivers !== undefined || found.length === 0;
+    if (candidates.length === 0 && cardOnly) {
+      found = Device.list({ openPrimary: true });
+      candidates = fits(found);
+    }
     if (found.length === 0) throw new NoDeviceError(`ENODEV: no DRM device found in ${DRI_DIR}. ${NO_DRI_HINT}`, []);
-    const candidates = found
-      .filter((d) => opts.render === undefined || (d.kind === 'render') === opts.render)
-      .filter((d) => drivers === undefined || drivers.includes(d.driver.name))
-      .filter((d) => require.every((r) => hasRequirement(d.caps, r)))
-      .sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'render' ? -1 : 1));
     if (candidates.length === 0) {
       const want = [
         drivers ? `driver ${drivers.join('|')}` : undefined,
@@ -270,6 +332,21 @@ export class Device extends FdResource {
   /** @internal */
   toString(): string {
     return `Device(${this.path}, ${this.driver.name})`;
+  }
+}
+
+/** Driver and caps of the node at `path`, read from its own fd; undefined when it cannot be opened. */
+function describe(path: string): { driver: DriverInfo; caps: DeviceCaps } | undefined {
+  let fd: number;
+  try {
+    fd = openNode(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    return { driver: driverInfo(fd), caps: deviceCaps(fd) };
+  } finally {
+    native.close(fd);
   }
 }
 

@@ -182,7 +182,8 @@ function probeNodes(lib: Lib): { present: boolean; nodes: DoctorNode[] } {
   } catch {
     return { present: false, nodes: [] };
   }
-  const listed = new Map(lib.Device.list().map((d) => [d.path, d]));
+  // The doctor asks about every node, card nodes of KMS-only devices included (they are opened).
+  const listed = new Map(lib.Device.list({ openPrimary: true }).map((d) => [d.path, d]));
   const nodes: DoctorNode[] = [];
   const order = (n: string): number => (n.startsWith('card') ? 0 : 1e6) + Number(/\d+$/.exec(n)?.[0] ?? 0);
   for (const name of names.filter((n) => /^(card|renderD)\d+$/.test(n)).sort((a, b) => order(a) - order(b))) {

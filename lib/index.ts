@@ -15,7 +15,7 @@ export type { ExplicitSyncErrorOptions } from './errors';
 export { U64_MAX, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './validate';
 export type { WaitOptions } from './watcher';
 export { Device, DRI_DIR } from './device';
-export type { DeviceCaps, DeviceInfo, DeviceOpenOptions, DriverInfo, NodeKind, Requirement } from './device';
+export type { DeviceCaps, DeviceInfo, DeviceListOptions, DeviceOpenOptions, DriverInfo, NodeKind, Requirement } from './device';
 export { SyncFile } from './sync-file';
 export type { FenceInfo, FenceStatus, MergeOptions, SyncFileInfo } from './sync-file';
 export { DmaBuf } from './dma-buf';

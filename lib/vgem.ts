@@ -11,7 +11,7 @@
  */
 import { constants as fsConstants, readdirSync } from 'node:fs';
 import { ClosedError, ExplicitSyncError, NoDeviceError, errnoNumber } from './errors';
-import { DRI_DIR } from './device';
+import { Device, DRI_DIR } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
@@ -75,7 +75,8 @@ export class VgemDevice extends FdResource {
   }
 
   /**
-   * Opens the vgem card node at `path`, or the first vgem card node in /dev/dri. The node is
+   * Opens the vgem card node at `path`, or the first vgem card node in /dev/dri (found through
+   * {@link Device.list}, so no other card node is opened where sysfs pairs nodes). The node is
    * identified by DRM_IOCTL_VERSION alone (vgem answers EOPNOTSUPP to DRM_CAP_DUMB_BUFFER although
    * DUMB_CREATE works on its card node).
    * @throws NoDeviceError (code 'ENODEV') when there is none (or no /dev/dri at all);
@@ -110,8 +111,16 @@ export class VgemDevice extends FdResource {
     }
     const cards = names.filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
     const found: string[] = [];
+    // Card nodes whose driver the master-free listing already knows are not opened unless vgem;
+    // the others (no sysfs, or no render node: never vgem, which has one) are asked in order.
+    const known = new Map(Device.list().map((d) => [d.path, d.driver.name]));
     for (const name of cards) {
       const p = `${DRI_DIR}/${name}`;
+      const listed = known.get(p);
+      if (listed !== undefined && listed !== 'vgem') {
+        found.push(`${p} (${listed})`);
+        continue;
+      }
       let fd: number;
       try {
         fd = native.open(p, fsConstants.O_RDWR);

@@ -103,7 +103,7 @@ export class DumbBuffers {
       if (card === undefined) skipWith(ctx, `no card node found for ${named} in /sys/class/drm: dumb buffers need one`);
       candidates = [card];
     } else {
-      candidates = Device.list()
+      candidates = Device.list({ openPrimary: true })
         .filter((d) => d.kind === 'primary' && d.caps.prime.export)
         .sort((a, b) => Number(b.caps.dumbBuffer) - Number(a.caps.dumbBuffer))
         .map((d) => d.path);

@@ -23,7 +23,7 @@ import { openFds, settlesWithin, shouldReject, shouldThrow } from '../helpers.mj
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 function openVkms(): KmsDevice {
-  if (!Device.list().some((d) => d.driver.name === 'vkms')) {
+  if (!Device.list({ openPrimary: true }).some((d) => d.driver.name === 'vkms')) {
     throw new Error(
       `no vkms device in this VM (EXPLICIT_SYNC_VM_VKMS=${process.env['EXPLICIT_SYNC_VM_VKMS'] ?? 'unset'}): ` +
         'the runner could not build it (see its warning on the host) or ran with --no-vkms',
@@ -311,7 +311,7 @@ describe('KMS on vkms (kernel)', function () {
 
   describe('the device-generic conformance tests on vkms', () => {
     it('pass on the vkms card node (dumb buffers, PRIME export, dma-buf sync files); only syncobj tests skip', async () => {
-      const vkms = Device.list().find((d) => d.driver.name === 'vkms' && d.kind === 'primary');
+      const vkms = Device.list({ openPrimary: true }).find((d) => d.driver.name === 'vkms' && d.kind === 'primary');
       expect(vkms, 'a vkms card node').to.not.equal(undefined);
       // A child run, so that its expected skips (vkms has no syncobjs) stay out of this run's output.
       const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
