@@ -197,7 +197,7 @@ export class DmaBuf extends FdResource {
    * Waits on the event loop for the fences that conflict with `access` (exportSyncFile(access),
    * then SyncFile#wait(options)), then starts the CPU access session, which then has nothing left
    * to wait for (unless a fence was attached in between). Rejects like SyncFile#wait:
-   * TimeoutError, AbortError, ClosedError; UnsupportedError before Linux 6.0.
+   * FenceError, TimeoutError, AbortError, ClosedError; UnsupportedError before Linux 6.0.
    */
   async beginCpuAccessAsync(access: DmaBufAccess = 'readwrite', options?: WaitOptions): Promise<void> {
     {

@@ -37,6 +37,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   ERANGE: 'result out of range',
   ETIME: 'timer expired',
   ETIMEDOUT: 'connection timed out',
+  ECANCELED: 'operation canceled',
   EOPNOTSUPP: 'operation not supported',
   ENOSYS: 'function not implemented',
   EOVERFLOW: 'value too large for defined data type',
@@ -112,6 +113,24 @@ export class TimeoutError extends ExplicitSyncError {
   constructor(call: string, options: ExplicitSyncErrorOptions & { reason?: 'unsubmitted' | 'unsignaled' } = {}) {
     super(errnoNumber('ETIME'), call, options);
     this.reason = options.reason;
+  }
+}
+
+/**
+ * A fence signalled with an error: the work it stood for failed or was cancelled (a GPU reset, a
+ * cancelled or timed-out job, a producer that went away). `code` and `errno` are the fence's own
+ * error as the kernel reports it ('EIO', 'ECANCELED', 'ETIMEDOUT', 'ENOENT', …, negative errno);
+ * `ioctl` is 'SYNC_IOC_FILE_INFO', which reported it. Not a TimeoutError, even for 'ETIME': the
+ * fence did signal, and what it guards (a buffer's contents) must not be trusted.
+ */
+export class FenceError extends ExplicitSyncError {
+  constructor(errno: number, options: ExplicitSyncErrorOptions = {}) {
+    super(errno, 'SYNC_IOC_FILE_INFO', {
+      ...options,
+      message:
+        options.message ??
+        `${errnoCode(errno)}: the fence signalled with an error (${DESCRIPTIONS[errnoCode(errno)] ?? 'system error'}), SYNC_IOC_FILE_INFO`,
+    });
   }
 }
 

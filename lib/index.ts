@@ -6,6 +6,7 @@ export {
   AbortError,
   ClosedError,
   ExplicitSyncError,
+  FenceError,
   NoDeviceError,
   TimeoutError,
   UnsupportedError,

@@ -4,7 +4,7 @@
  */
 import { readlinkSync } from 'node:fs';
 import { monotonicNow } from './clock';
-import { ExplicitSyncError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
+import { ExplicitSyncError, FenceError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
 import {
@@ -170,6 +170,20 @@ function readInfo(fd: number): SyncFileInfo {
   return { name: cString(bytes, 0, 32), status: st.status, error: st.error, fences };
 }
 
+/** Room for struct sync_file_info alone: SYNC_IOC_FILE_INFO then reports the status, no fences. */
+const statusWords = new Int32Array(INFO_BYTES / 4);
+const statusBytes = new Uint8Array(statusWords.buffer);
+
+/**
+ * Throws FenceError when the signalled sync_file at `fd` signalled with an error (its status,
+ * dma_fence_get_status(): the first error among its fences). One SYNC_IOC_FILE_INFO.
+ */
+function throwIfFenceError(fd: number): void {
+  native.syncFileInfoInto(fd, statusBytes);
+  const st = statusWords[32 >> 2]!;
+  if (st < 0) throw new FenceError(st);
+}
+
 /** Whether this kernel has SYNC_IOC_SET_DEADLINE; undefined until probed. Cached per process. */
 let deadlineSupported: boolean | undefined;
 
@@ -263,7 +277,10 @@ export class SyncFile extends FdResource {
     return new SyncFile(native.dup(this.openFd('fcntl')));
   }
 
-  /** True once the fence has signalled (poll with a zero timeout). Never blocks. */
+  /**
+   * True once the fence has signalled (poll with a zero timeout), with an error or without (see
+   * {@link info} for which). Never blocks.
+   */
   isSignaled(): boolean {
     return native.pollIn(this.openFd('poll'), 0);
   }
@@ -320,8 +337,10 @@ export class SyncFile extends FdResource {
   }
 
   /**
-   * Resolves when the fence signals; rejects with TimeoutError (code 'ETIME') after `timeoutMs`,
-   * with AbortError when `signal` aborts, with ClosedError if the SyncFile is closed first.
+   * Resolves when the fence signals; rejects with FenceError when it signalled with an error (its
+   * `code` is the fence's: 'EIO', 'ECANCELED', …; the work it guards failed, so drop the buffer),
+   * with TimeoutError (code 'ETIME') after `timeoutMs`, with AbortError when `signal` aborts, with
+   * ClosedError if the SyncFile is closed first.
    * An already-signalled fence resolves without arming a watcher (fast path). The fd is watched
    * with libuv on Node's event loop (one uv_poll per SyncFile, shared by all its waits): no thread
    * blocks. A pending wait keeps the process alive, like a timer; pass `ref: false` to let the
@@ -342,7 +361,15 @@ export class SyncFile extends FdResource {
     } catch (err) {
       return Promise.reject(err);
     }
-    this.#queue ??= new FdWaitQueue(fd, () => native.pollIn(fd, 0), this);
+    this.#queue ??= new FdWaitQueue(
+      fd,
+      () => {
+        if (!native.pollIn(fd, 0)) return false;
+        throwIfFenceError(fd); // a throw rejects every pending wait with it
+        return true;
+      },
+      this,
+    );
     return this.#queue.wait({
       timeoutMs,
       signal,
@@ -353,7 +380,8 @@ export class SyncFile extends FdResource {
 
   /**
    * Blocks the thread until the fence signals or `timeoutMs` passes (poll(2)); throws
-   * TimeoutError (code 'ETIME'). Timeouts beyond poll's int range are waited out in slices.
+   * TimeoutError (code 'ETIME'), or FenceError when the fence signalled with an error.
+   * Timeouts beyond poll's int range are waited out in slices.
    * For scripts: prefer wait() in anything with an event loop.
    */
   waitSync(timeoutMs = Infinity): void {
@@ -361,12 +389,16 @@ export class SyncFile extends FdResource {
     const fd = this.openFd('poll');
     if (ms === undefined) {
       while (!native.pollIn(fd, -1));
+      throwIfFenceError(fd);
       return;
     }
     const end = process.hrtime.bigint() + BigInt(Math.ceil(Math.min(ms, MAX_TIMEOUT_MS) * 1e6));
     for (;;) {
       const left = Number(end - process.hrtime.bigint()) / 1e6;
-      if (native.pollIn(fd, Math.max(0, Math.min(POLL_MAX_MS, Math.ceil(left))))) return;
+      if (native.pollIn(fd, Math.max(0, Math.min(POLL_MAX_MS, Math.ceil(left))))) {
+        throwIfFenceError(fd);
+        return;
+      }
       if (left <= POLL_MAX_MS) break;
     }
     throw new TimeoutError('poll', { message: `ETIME: sync_file did not signal within ${ms} ms` });

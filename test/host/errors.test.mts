@@ -4,6 +4,7 @@ import {
   AbortError,
   ClosedError,
   ExplicitSyncError,
+  FenceError,
   TimeoutError,
   UnsupportedError,
   errnoCode,
@@ -56,6 +57,18 @@ describe('ExplicitSyncError', () => {
     expect(e.feature).to.equal('dma-buf sync file export');
     expect(e.since).to.equal('6.0');
     expect(e.message).to.contain('Linux ≥ 6.0');
+  });
+  it('FenceError carries the fence\'s own error code, from SYNC_IOC_FILE_INFO; not a TimeoutError', () => {
+    for (const code of ['EIO', 'ECANCELED', 'ETIMEDOUT', 'ENOENT', 'ETIME']) {
+      const e = new FenceError(-constants.errno[code as keyof typeof constants.errno]);
+      expect(e).to.be.instanceOf(ExplicitSyncError);
+      expect(e).to.not.be.instanceOf(TimeoutError);
+      expect(e.name).to.equal('FenceError');
+      expect(e.code).to.equal(code);
+      expect(e.errno).to.equal(-constants.errno[code as keyof typeof constants.errno]);
+      expect(e.syscall).to.equal('ioctl');
+      expect(e.ioctl).to.equal('SYNC_IOC_FILE_INFO');
+    }
   });
   it('AbortError has Node\'s shape', () => {
     const e = new AbortError(undefined, { cause: 'why' });

@@ -1,6 +1,9 @@
 // SyncFile on the host: argument validation, wrong fd types, error mapping, and the wait machinery.
 // The host has no sync_file source, so the wait tests use a FIFO as a stand-in fence: it polls
-// readable ("signalled") once a byte is written into it. Real fences are tested in test/vm.
+// readable ("signalled") once a byte is written into it, and a stand-in SYNC_IOC_FILE_INFO status
+// (signalled, or signalled with an error) for the wait machinery's error-fence path, which this VM's
+// drivers cannot produce (no vgem, virtio_gpu or vkms fence signals with an error). Real fences are
+// tested in test/vm.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsc } from 'node:fs';
@@ -10,6 +13,7 @@ import {
   AbortError,
   ClosedError,
   ExplicitSyncError,
+  FenceError,
   InvalidArgTypeError,
   InvalidArgValueError,
   OutOfRangeError,
@@ -18,6 +22,7 @@ import {
   UnsupportedError,
   monotonicNow,
 } from 'explicit-sync';
+import { native } from '../../dist/native.js';
 import { isOpen, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
 
 let dir: string;
@@ -30,11 +35,39 @@ function openFifo(): number {
   return openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
 }
 
-/** A stand-in "fence" over a FIFO, and its signal(). */
-function fakeFence(): { sf: SyncFile; signal(): void } {
+/** The SYNC_IOC_FILE_INFO status (1 signalled, < 0 an error) of stand-in fences, by fd. */
+const standInStatus = new Map<number, number>();
+
+/**
+ * Within the calling describe(): SYNC_IOC_FILE_INFO on a stand-in fence's fd reports its stand-in
+ * status (struct sync_file_info with no fences) instead of the FIFO's ENOTTY.
+ */
+function useStandInStatus(): void {
+  const binding = native as unknown as { syncFileInfoInto(fd: number, out: Uint8Array): number };
+  let real: typeof binding.syncFileInfoInto;
+  before(() => {
+    real = binding.syncFileInfoInto;
+    binding.syncFileInfoInto = (fd, out) => {
+      const status = standInStatus.get(fd);
+      if (status === undefined) return real(fd, out);
+      out.fill(0, 0, 56);
+      new DataView(out.buffer, out.byteOffset).setInt32(32, status, true);
+      return 0;
+    };
+  });
+  after(() => {
+    binding.syncFileInfoInto = real;
+    standInStatus.clear();
+  });
+}
+
+/** A stand-in "fence" over a FIFO: signal() it, or fail() it (signalled with error `errno` < 0). */
+function fakeFence(): { sf: SyncFile; signal(): void; fail(errno: number): void } {
   const fd = openFifo();
   const sf = SyncFile.adopt(fd);
-  return { sf, signal: () => writeSync(fd, 'x') };
+  standInStatus.set(fd, 1);
+  const signal = (): void => void writeSync(fd, 'x');
+  return { sf, signal, fail: (errno) => (standInStatus.set(fd, errno), signal()) };
 }
 
 before(() => {
@@ -198,6 +231,27 @@ describe('SyncFile#dup()', () => {
 });
 
 describe('SyncFile#wait() (FIFO stand-in)', () => {
+  useStandInStatus();
+
+  it('rejects every pending wait with FenceError (the fence\'s code) when it signals with an error', async () => {
+    const { sf, fail } = fakeFence();
+    try {
+      const waits = [sf.wait(), sf.wait({ timeoutMs: 8000 })];
+      fail(-5);
+      for (const p of waits) {
+        const e = await shouldReject(p, FenceError);
+        expect(e.code).to.equal('EIO');
+        expect(e.errno).to.equal(-5);
+        expect(e.ioctl).to.equal('SYNC_IOC_FILE_INFO');
+      }
+      // Already signalled with an error: the fast path rejects too.
+      expect((await shouldReject(sf.wait({ timeoutMs: 0 }), FenceError)).code).to.equal('EIO');
+      expect(sf.isSignaled()).to.equal(true);
+    } finally {
+      sf.close();
+    }
+  });
+
   it('validates options by rejecting', async () => {
     const { sf } = fakeFence();
     try {
@@ -300,6 +354,19 @@ describe('SyncFile#wait() (FIFO stand-in)', () => {
 });
 
 describe('SyncFile#waitSync() (FIFO stand-in)', () => {
+  useStandInStatus();
+
+  it('throws FenceError when the fence signalled with an error', () => {
+    const { sf, fail } = fakeFence();
+    try {
+      fail(-125);
+      expect(shouldThrow(() => sf.waitSync(1000), FenceError).code).to.equal('ECANCELED');
+      expect(shouldThrow(() => sf.waitSync(), FenceError).code).to.equal('ECANCELED');
+    } finally {
+      sf.close();
+    }
+  });
+
   it('returns when signalled, throws TimeoutError (ETIME) after the timeout', () => {
     const { sf, signal } = fakeFence();
     try {
