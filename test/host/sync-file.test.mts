@@ -160,6 +160,11 @@ describe('SyncFile#setDeadline()', () => {
       shouldThrow(() => sf.setDeadline(NaN), OutOfRangeError);
       shouldThrow(() => sf.setDeadline(-1n), OutOfRangeError);
       shouldThrow(() => sf.setDeadline('soon' as unknown as number), InvalidArgTypeError);
+      // The kernel's ktime_t is signed: past 2^63 - 1 ns is a RangeError (the README says so), not
+      // a deadline in the past; and past u64 too.
+      for (const bad of [2n ** 63n, 2n ** 64n - 1n, 2n ** 64n])
+        expect(shouldThrow(() => sf.setDeadline(bad), OutOfRangeError).code).to.equal('ERR_OUT_OF_RANGE');
+      expect(shouldThrow(() => sf.setDeadline(9e12 + 1), OutOfRangeError).code).to.equal('ERR_OUT_OF_RANGE');
     } finally {
       sf.close();
     }
