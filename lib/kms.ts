@@ -695,6 +695,61 @@ const kAwaitFlip: unique symbol = Symbol('explicit-sync.kmsAwaitFlip');
 /** A commit's flip: the CRTCs whose events it still waits for (none: the first event settles it). */
 interface PendingFlip { waiting: Set<number>; events: KmsFlipEvent[]; resolve(e: KmsFlipEvent[]): void; reject(err: Error): void }
 
+/**
+ * @internal The pending flips of one device, by commit (user_data), matched with the kernel's
+ * events: pure bookkeeping, no fd (KmsDevice's pump feeds it). Exported from this module only,
+ * for the host tests; not from the package index.
+ */
+export class FlipTable {
+  readonly #flips = new Map<bigint, PendingFlip>();
+
+  /** Number of commits still waiting. */
+  get size(): number {
+    return this.#flips.size;
+  }
+
+  /** A promise for the flip events of the commit tagged `userData`: one from each of `crtcs` (or the first one, if empty). */
+  expect(userData: bigint, crtcs: Iterable<number>): Promise<KmsFlipEvent[]> {
+    const p = new Promise<KmsFlipEvent[]>((resolve, reject) => {
+      this.#flips.set(userData, { waiting: new Set(crtcs), events: [], resolve, reject });
+    });
+    // Not awaiting a flip is fine: a close that rejects it must not become an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * One event (as kmsReadEvents gives it). A flip settles once every CRTC it waits for sent its
+   * event, with all of its events that came by then; an event of a settled (or unknown) commit
+   * is dropped, never counted for another commit (each commit has its own user_data).
+   */
+  dispatch(e: { type: number; userData?: bigint; tvSec?: number; tvUsec?: number; sequence?: number; crtcId?: number }): void {
+    if (e.type !== K.EVENT_FLIP_COMPLETE || e.userData === undefined) return;
+    const pending = this.#flips.get(e.userData);
+    if (pending === undefined) return;
+    const crtcId = e.crtcId ?? 0;
+    pending.events.push({
+      crtcId, sequence: e.sequence ?? 0,
+      timeNs: BigInt(e.tvSec ?? 0) * 1_000_000_000n + BigInt(e.tvUsec ?? 0) * 1000n,
+    });
+    pending.waiting.delete(crtcId);
+    if (pending.waiting.size === 0) {
+      this.#flips.delete(e.userData);
+      pending.resolve(pending.events);
+    }
+  }
+
+  /** Rejects every pending flip with `err` and forgets them. */
+  rejectAll(err: Error): void {
+    const flips = [...this.#flips.values()];
+    this.#flips.clear();
+    for (const f of flips) f.reject(err);
+  }
+}
+
+/** @internal DRM_EVENT_FLIP_COMPLETE, for FlipTable's tests. */
+export const EVENT_FLIP_COMPLETE: number = K.EVENT_FLIP_COMPLETE;
+
 /** Options of {@link KmsDevice.open}. */
 export interface KmsOpenOptions {
   /** Driver name, or a list (default: any card node whose driver does atomic modesetting). */
@@ -743,7 +798,7 @@ export class KmsDevice extends FdResource {
   /** DRM_IOCTL_VERSION's driver name ('vkms', 'i915', …). */
   readonly driver: string;
   readonly #framebuffers = new Set<KmsFramebuffer>();
-  readonly #flips = new Map<bigint, PendingFlip>();
+  readonly #flips = new FlipTable();
   #nextFlip = 0n;
   #events: FdWaitQueue | null = null;
   #pumping = false;
@@ -1031,11 +1086,7 @@ export class KmsDevice extends FdResource {
 
   /** @internal A promise for the flip events of the commit tagged `userData`: one from each of `crtcs`. */
   [kAwaitFlip](userData: bigint, crtcs: ReadonlySet<number>): Promise<KmsFlipEvent[]> {
-    const p = new Promise<KmsFlipEvent[]>((resolve, reject) => {
-      this.#flips.set(userData, { waiting: new Set(crtcs), events: [], resolve, reject });
-    });
-    // Not awaiting a flip is fine: a close that rejects it must not become an unhandled rejection.
-    p.catch(() => undefined);
+    const p = this.#flips.expect(userData, crtcs);
     this.#pump();
     return p;
   }
@@ -1068,7 +1119,7 @@ export class KmsDevice extends FdResource {
             this.#failFlips(err);
             return;
           }
-          for (const e of events) this.#dispatch(e);
+          for (const e of events) this.#flips.dispatch(e);
           loop();
         },
         (err: unknown) => {
@@ -1092,39 +1143,14 @@ export class KmsDevice extends FdResource {
   /** Stops the pump and rejects every pending flip with `err` (an ExplicitSyncError from poll or read). */
   #failFlips(err: unknown): void {
     this.#pumping = false;
-    const error = err instanceof Error ? err : new Error(String(err));
-    const flips = [...this.#flips.values()];
-    this.#flips.clear();
-    for (const f of flips) f.reject(error);
-  }
-
-  /**
-   * One event. A flip settles once every CRTC it waits for sent its event, with all of its
-   * events that came by then; an event of a settled (or unknown) commit is dropped, never counted
-   * for another commit (each commit has its own user_data).
-   */
-  #dispatch(e: NativeEvent): void {
-    if (e.type !== K.EVENT_FLIP_COMPLETE || e.userData === undefined) return;
-    const pending = this.#flips.get(e.userData);
-    if (pending === undefined) return;
-    const crtcId = e.crtcId ?? 0;
-    pending.events.push({
-      crtcId, sequence: e.sequence ?? 0,
-      timeNs: BigInt(e.tvSec ?? 0) * 1_000_000_000n + BigInt(e.tvUsec ?? 0) * 1000n,
-    });
-    pending.waiting.delete(crtcId);
-    if (pending.waiting.size === 0) {
-      this.#flips.delete(e.userData);
-      pending.resolve(pending.events);
-    }
+    this.#flips.rejectAll(err instanceof Error ? err : new Error(String(err)));
   }
 
   /** Pending flips reject with ClosedError, framebuffers are forgotten (the kernel frees them with the file). */
   protected override beforeClose(): void {
     this.#events?.close('KmsDevice');
     this.#events = null;
-    for (const f of this.#flips.values()) f.reject(new ClosedError(`KmsDevice ${this.path}`, 'page flip'));
-    this.#flips.clear();
+    this.#flips.rejectAll(new ClosedError(`KmsDevice ${this.path}`, 'page flip'));
     for (const fb of [...this.#framebuffers]) {
       try {
         fb.close();
