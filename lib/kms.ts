@@ -44,6 +44,7 @@ interface NativeKms {
   kmsRmFb(fd: number, id: number): void;
   kmsCreatePropBlob(fd: number, data: Buffer): number;
   kmsDestroyPropBlob(fd: number, id: number): void;
+  kmsGetPropBlob(fd: number, id: number): Buffer;
   kmsPrimeFdToHandle(fd: number, dmaBufFd: number): number;
   kmsAtomic(fd: number, flags: number, objs: Uint32Array, counts: Uint32Array, props: Uint32Array, values: BigUint64Array, outFenceSlots: Uint32Array, userData: bigint): Int32Array;
   kmsReadEvents(fd: number): NativeEvent[];
@@ -385,21 +386,95 @@ interface Entry { obj: number; prop: number; value: bigint; outFence?: number }
 /** Module-private keys of KmsDevice internals used by the other classes here. */
 const kFd: unique symbol = Symbol('explicit-sync.kmsFd');
 const kForget: unique symbol = Symbol('explicit-sync.kmsForget');
+const kDestroyBlobs: unique symbol = Symbol('explicit-sync.kmsDestroyBlobs');
+const kCrtcIds: unique symbol = Symbol('explicit-sync.kmsCrtcIds');
+const kCurrentCrtc: unique symbol = Symbol('explicit-sync.kmsCurrentCrtc');
+
+/** What the GC backstop of a request needs: its device and the blob ids it still owns (the request's own array). */
+interface HeldBlobs { device: KmsDevice; blobs: number[] }
+
+/**
+ * GC backstop of requests that still own blobs: destroys them (while their device is open; a
+ * closed device's blobs went with its DRM file) and warns, like FdResource's backstop.
+ */
+const blobLeaks = new FinalizationRegistry<HeldBlobs>((held) => {
+  const n = held.blobs.length;
+  try {
+    held.device[kDestroyBlobs](held.blobs.splice(0));
+  } catch {
+    // Nothing to report to: the owner is gone. The warning still says what leaked.
+  }
+  process.emitWarning(
+    `KmsAtomicRequest on ${held.device.path} was garbage-collected without close() or a successful commit; ` +
+      `its ${n} property blob(s) were destroyed`,
+    { code: 'EXPLICIT_SYNC_LEAK' },
+  );
+});
 
 /**
  * An atomic request (DRM_IOCTL_MODE_ATOMIC), built with set() and the helpers, sent with commit().
  * Values are checked when set; sync files and framebuffers are read (their fd/id) at commit().
+ *
+ * Lifetime: a request owns the property blobs it creates (modeset()'s MODE_ID), so a commit that
+ * failed, or a test-only one, can be committed again with the same blobs. It is done after its
+ * first successful real (not test-only) commit, or close(): then it destroys its blob ids (the
+ * committed state keeps its own reference to what is on screen) and every method throws
+ * ClosedError. Close a request that never committed successfully (or `using` it); one dropped
+ * with blobs is cleaned up by the GC with an EXPLICIT_SYNC_LEAK warning. A request without blobs
+ * holds nothing in the kernel.
  */
-export class KmsAtomicRequest {
+export class KmsAtomicRequest implements Disposable {
   readonly device: KmsDevice;
   readonly #entries: Array<{ obj: KmsObject | number; prop: number; value: () => bigint; outFenceFor?: number }> = [];
+  /** Blob ids this request created and owns; the same array is the GC backstop's record. */
   readonly #blobs: number[] = [];
-  /** CRTCs the request names (as objects or as CRTC_ID values): each sends one flip event. */
+  /** CRTCs the request names (as objects, as CRTC_ID values, or a CRTC_ID given as a raw id). */
   readonly #crtcs = new Set<number>();
+  #done = false;
 
   /** @internal Use KmsDevice#atomic(). */
   constructor(device: KmsDevice) {
     this.device = device;
+  }
+
+  /** Ids of the property blobs this request owns (modeset()'s MODE_ID); empty once it is done. */
+  get blobs(): readonly number[] {
+    return [...this.#blobs];
+  }
+
+  /** Done: closed, committed successfully, or its device closed. */
+  get closed(): boolean {
+    return this.#done || this.device.closed;
+  }
+
+  #open(call: string): void {
+    if (this.#done) throw new ClosedError('KmsAtomicRequest', call);
+  }
+
+  /**
+   * Ends the request: destroys the blob ids it owns (DRM_IOCTL_MODE_DESTROYPROPBLOB; what a
+   * committed state uses stays alive in the kernel until replaced). Idempotent.
+   * @throws ExplicitSyncError from DESTROYPROPBLOB (after trying every blob).
+   */
+  close(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#release();
+  }
+
+  /** Same as close(); never throws. */
+  [Symbol.dispose](): void {
+    try {
+      this.close();
+    } catch {
+      // dispose never throws
+    }
+  }
+
+  #release(): void {
+    if (this.#blobs.length === 0) return;
+    blobLeaks.unregister(this);
+    this.device[kDestroyBlobs](this.#blobs.splice(0));
   }
 
   #own(obj: KmsObject, what: string): void {
@@ -414,6 +489,7 @@ export class KmsAtomicRequest {
    * null (0). Raw ids go to the kernel unchecked: wrong ones fail the commit with EINVAL/ENOENT.
    */
   set(obj: KmsObject | number, prop: string | number, value: PropValue): this {
+    this.#open('DRM_IOCTL_MODE_ATOMIC');
     let propId: number;
     if (typeof obj === 'number') {
       toInt(obj, 'obj', 1, 0xffffffff);
@@ -426,6 +502,10 @@ export class KmsAtomicRequest {
     if (typeof prop === 'number') propId = toInt(prop, 'prop', 1, 0xffffffff);
     else if (typeof prop === 'string') propId = (obj as KmsObject).property(prop).id;
     else throw new InvalidArgTypeError('prop', 'a property name or id', prop);
+    if ((typeof value === 'number' || typeof value === 'bigint') && value !== 0 && value !== 0n &&
+        typeof obj !== 'number' && propId === obj.properties.get('CRTC_ID')?.id) {
+      this.#crtcs.add(Number(value)); // a CRTC given by raw id; a wrong one fails the commit anyway
+    }
     this.#entries.push({ obj, prop: propId, value: this.#encode(value, typeof prop === 'string' ? prop : `property ${prop}`) });
     return this;
   }
@@ -482,6 +562,7 @@ export class KmsAtomicRequest {
    * It comes back in the commit result's `outFences` under `obj.id`.
    */
   outFence(obj: KmsCrtc | KmsConnector): this {
+    this.#open('DRM_IOCTL_MODE_ATOMIC');
     this.#own(obj, 'obj');
     const prop = obj instanceof KmsConnector ? 'WRITEBACK_OUT_FENCE_PTR' : 'OUT_FENCE_PTR';
     this.#entries.push({ obj, prop: obj.property(prop).id, value: () => 0n, outFenceFor: obj.id });
@@ -493,8 +574,10 @@ export class KmsAtomicRequest {
   modeset(output: { connector: KmsConnector; crtc: KmsCrtc; mode: KmsMode }): this {
     const { connector, crtc, mode } = output;
     if (mode === null || typeof mode !== 'object' || !Buffer.isBuffer(mode.raw)) throw new InvalidArgTypeError('mode', 'a KmsMode', mode);
+    this.#open('DRM_IOCTL_MODE_CREATEPROPBLOB');
     const blob = native.kmsCreatePropBlob(this.device[kFd]('DRM_IOCTL_MODE_CREATEPROPBLOB'), mode.raw);
-    // The committed state holds its own reference: the blob id is dropped after commit().
+    // Owned until the request is done (see the class comment); the committed state holds its own reference.
+    if (this.#blobs.length === 0) blobLeaks.register(this, { device: this.device, blobs: this.#blobs }, this);
     this.#blobs.push(blob);
     this.set(crtc, 'MODE_ID', blob).set(crtc, 'ACTIVE', true);
     return this.set(connector, 'CRTC_ID', crtc);
@@ -508,14 +591,17 @@ export class KmsAtomicRequest {
   }
 
   /**
-   * Sends the request (DRM_IOCTL_MODE_ATOMIC). A request can be committed more than once (e.g. a
-   * test-only commit, then the real one).
+   * Sends the request (DRM_IOCTL_MODE_ATOMIC). A request can be committed again after a
+   * test-only commit or a failed one (e.g. a modeset refused without `allowModeset`); its first
+   * successful real commit ends it (see the class comment).
    * @throws ExplicitSyncError from the kernel: 'EINVAL' (a state it refuses, a wrong property or
-   *   object), 'ENOENT' (an unknown object or property id), 'EBUSY' (a nonblocking commit while
-   *   the previous one is pending), 'EACCES' (not the DRM master); ClosedError when the device,
-   *   a framebuffer or a sync file in it is closed.
+   *   object, a flip event for a commit that touches no CRTC), 'ENOENT' (an unknown object or
+   *   property id), 'EBUSY' (a nonblocking commit while the previous one is pending), 'EACCES'
+   *   (not the DRM master); ClosedError when the request is done, or the device, a framebuffer or
+   *   a sync file in it is closed.
    */
   commit(options?: KmsCommitOptions): KmsCommitResult {
+    this.#open('DRM_IOCTL_MODE_ATOMIC');
     const o = toOptions(options, 'options');
     const flags =
       (o.testOnly ? K.ATOMIC_TEST_ONLY : 0) |
@@ -542,33 +628,127 @@ export class KmsAtomicRequest {
     all.forEach((e, i) => {
       if (e.outFence !== undefined) slots[e.outFence] = i;
     });
-    const userData = o.pageFlipEvent && !o.testOnly ? this.device[kNextFlip]() : 0n;
-    let fds: Int32Array;
-    try {
-      fds = native.kmsAtomic(
-        fd, flags,
-        Uint32Array.from(byObj.keys()), Uint32Array.from([...byObj.values()].map((l) => l.length)),
-        Uint32Array.from(all.map((e) => e.prop)), BigUint64Array.from(all.map((e) => e.value)),
-        slots, userData,
-      );
-    } finally {
-      if (!o.testOnly) {
-        for (const blob of this.#blobs.splice(0)) native.kmsDestroyPropBlob(fd, blob);
-      }
-    }
+    const pageFlip = o.pageFlipEvent === true && !o.testOnly;
+    // Read before the ioctl: the CRTCs the commit's state will hold are the ones it replaces.
+    const flipCrtcs = pageFlip ? this.#eventCrtcs() : undefined;
+    const userData = pageFlip ? this.device[kNextFlip]() : 0n;
+    // A failure leaves the request as it was (its blobs included): it can be fixed and retried.
+    const fds = native.kmsAtomic(
+      fd, flags,
+      Uint32Array.from(byObj.keys()), Uint32Array.from([...byObj.values()].map((l) => l.length)),
+      Uint32Array.from(all.map((e) => e.prop)), BigUint64Array.from(all.map((e) => e.value)),
+      slots, userData,
+    );
     const outFences = new Map<number, SyncFile>();
     fds.forEach((f, i) => {
       if (f >= 0) outFences.set(outFenceFor[i] as number, SyncFile.adopt(f));
     });
-    const flip = userData !== 0n ? this.device[kAwaitFlip](userData, Math.max(1, this.#crtcs.size)) : undefined;
+    const flip = flipCrtcs !== undefined ? this.device[kAwaitFlip](userData, flipCrtcs) : undefined;
+    if (!o.testOnly) {
+      // Done: the committed state holds its own references to the blobs it uses.
+      this.#done = true;
+      try {
+        this.#release();
+      } catch {
+        // Our own live blob ids on an open device: DESTROYPROPBLOB cannot refuse them, and a
+        // throw here would lose the out-fences of a commit that happened. The kernel frees any
+        // blob left with the DRM file.
+      }
+    }
     return { outFences, outFence: outFences.values().next().value, flip };
   }
+
+  /**
+   * The CRTCs whose flip events the commit waits for. The kernel sends one event per CRTC in the
+   * commit's state: the CRTCs the request names, and the current CRTC of every plane and
+   * connector it touches (a plane moving off a CRTC, or being turned off, adds that CRTC). A
+   * driver may add more; their events are taken along when they come first, dropped otherwise.
+   */
+  #eventCrtcs(): Set<number> {
+    const out = new Set(this.#crtcs);
+    const crtcIds = this.device[kCrtcIds]();
+    const seen = new Set<KmsObject>();
+    for (const e of this.#entries) {
+      if (typeof e.obj === 'number') {
+        if (crtcIds.includes(e.obj)) out.add(e.obj);
+      } else if ((e.obj instanceof KmsPlane || e.obj instanceof KmsConnector) && !seen.has(e.obj)) {
+        seen.add(e.obj);
+        const current = this.device[kCurrentCrtc](e.obj);
+        if (current !== 0) out.add(current);
+      }
+    }
+    return out;
+  }
 }
+
+/**
+ * @internal Test hook, exported from this module only (not from the package index): makes the
+ * event pump's next read(2) fail with `errno` as a kernel error would, or fails its poll wait
+ * the way the shared fd watcher does on a negative libuv status. The kernel gives no way to make
+ * a DRM fd's read or poll fail for real without closing it behind the library's back.
+ */
+export const kPumpFault: unique symbol = Symbol('explicit-sync.kmsPumpFault');
 
 const kNextFlip: unique symbol = Symbol('explicit-sync.kmsNextFlip');
 const kAwaitFlip: unique symbol = Symbol('explicit-sync.kmsAwaitFlip');
 
-interface PendingFlip { left: number; events: KmsFlipEvent[]; resolve(e: KmsFlipEvent[]): void; reject(err: Error): void }
+/** A commit's flip: the CRTCs whose events it still waits for (none: the first event settles it). */
+interface PendingFlip { waiting: Set<number>; events: KmsFlipEvent[]; resolve(e: KmsFlipEvent[]): void; reject(err: Error): void }
+
+/**
+ * @internal The pending flips of one device, by commit (user_data), matched with the kernel's
+ * events: pure bookkeeping, no fd (KmsDevice's pump feeds it). Exported from this module only,
+ * for the host tests; not from the package index.
+ */
+export class FlipTable {
+  readonly #flips = new Map<bigint, PendingFlip>();
+
+  /** Number of commits still waiting. */
+  get size(): number {
+    return this.#flips.size;
+  }
+
+  /** A promise for the flip events of the commit tagged `userData`: one from each of `crtcs` (or the first one, if empty). */
+  expect(userData: bigint, crtcs: Iterable<number>): Promise<KmsFlipEvent[]> {
+    const p = new Promise<KmsFlipEvent[]>((resolve, reject) => {
+      this.#flips.set(userData, { waiting: new Set(crtcs), events: [], resolve, reject });
+    });
+    // Not awaiting a flip is fine: a close that rejects it must not become an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * One event (as kmsReadEvents gives it). A flip settles once every CRTC it waits for sent its
+   * event, with all of its events that came by then; an event of a settled (or unknown) commit
+   * is dropped, never counted for another commit (each commit has its own user_data).
+   */
+  dispatch(e: { type: number; userData?: bigint; tvSec?: number; tvUsec?: number; sequence?: number; crtcId?: number }): void {
+    if (e.type !== K.EVENT_FLIP_COMPLETE || e.userData === undefined) return;
+    const pending = this.#flips.get(e.userData);
+    if (pending === undefined) return;
+    const crtcId = e.crtcId ?? 0;
+    pending.events.push({
+      crtcId, sequence: e.sequence ?? 0,
+      timeNs: BigInt(e.tvSec ?? 0) * 1_000_000_000n + BigInt(e.tvUsec ?? 0) * 1000n,
+    });
+    pending.waiting.delete(crtcId);
+    if (pending.waiting.size === 0) {
+      this.#flips.delete(e.userData);
+      pending.resolve(pending.events);
+    }
+  }
+
+  /** Rejects every pending flip with `err` and forgets them. */
+  rejectAll(err: Error): void {
+    const flips = [...this.#flips.values()];
+    this.#flips.clear();
+    for (const f of flips) f.reject(err);
+  }
+}
+
+/** @internal DRM_EVENT_FLIP_COMPLETE, for FlipTable's tests. */
+export const EVENT_FLIP_COMPLETE: number = K.EVENT_FLIP_COMPLETE;
 
 /** Options of {@link KmsDevice.open}. */
 export interface KmsOpenOptions {
@@ -618,10 +798,14 @@ export class KmsDevice extends FdResource {
   /** DRM_IOCTL_VERSION's driver name ('vkms', 'i915', …). */
   readonly driver: string;
   readonly #framebuffers = new Set<KmsFramebuffer>();
-  readonly #flips = new Map<bigint, PendingFlip>();
+  readonly #flips = new FlipTable();
   #nextFlip = 0n;
   #events: FdWaitQueue | null = null;
   #pumping = false;
+  /** See {@link kPumpFault}: errno for the pump's next read, 0 for none. */
+  #readFault = 0;
+  /** CRTC ids, read once: a device's CRTCs are fixed when its driver registers it. */
+  #crtcIdList: number[] | null = null;
 
   private constructor(fd: number, path: string) {
     super(fd, `KmsDevice ${path}`);
@@ -683,6 +867,40 @@ export class KmsDevice extends FdResource {
   /** @internal */
   [kForget](fb: KmsFramebuffer): void {
     this.#framebuffers.delete(fb);
+  }
+
+  /**
+   * @internal Destroys property blobs of this device's DRM file (DESTROYPROPBLOB), every one even
+   * if one fails (the first error is thrown after). Nothing to do once the device is closed: the
+   * kernel destroyed them with the file, and the fd number may belong to something else now.
+   */
+  [kDestroyBlobs](ids: readonly number[]): void {
+    if (this.closed || ids.length === 0) return;
+    const fd = this.openFd('DRM_IOCTL_MODE_DESTROYPROPBLOB');
+    let first: unknown;
+    for (const id of ids) {
+      try {
+        native.kmsDestroyPropBlob(fd, id);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+
+  /** @internal */
+  [kCrtcIds](): readonly number[] {
+    this.#crtcIdList ??= native.kmsGetResources(this.openFd('DRM_IOCTL_MODE_GETRESOURCES')).crtcs;
+    return this.#crtcIdList;
+  }
+
+  /** @internal The CRTC a plane or connector is on now (its CRTC_ID in the current state), 0 for none. */
+  [kCurrentCrtc](obj: KmsPlane | KmsConnector): number {
+    const prop = obj.properties.get('CRTC_ID');
+    if (prop === undefined) return 0;
+    const { ids, values } = native.kmsObjGetProperties(this.openFd('DRM_IOCTL_MODE_OBJ_GETPROPERTIES'), obj.id, obj.objectType);
+    const i = ids.indexOf(prop.id);
+    return i < 0 ? 0 : Number(values[i]);
   }
 
   /** Property table of one object (DRM_IOCTL_MODE_OBJ_GETPROPERTIES + GETPROPERTY per property). */
@@ -838,6 +1056,22 @@ export class KmsDevice extends FdResource {
     return fb;
   }
 
+  /**
+   * A property blob's bytes (DRM_IOCTL_MODE_GETPROPBLOB): a CRTC's MODE_ID (a struct
+   * drm_mode_modeinfo, as {@link KmsMode.raw}), a plane's IN_FORMATS, …
+   * @throws ExplicitSyncError 'ENOENT' when no blob has that id; ClosedError after close().
+   */
+  blob(id: number | bigint): Buffer {
+    const blobId = toInt(typeof id === 'bigint' ? Number(id) : id, 'id', 1, 0xffffffff);
+    return native.kmsGetPropBlob(this.openFd('DRM_IOCTL_MODE_GETPROPBLOB'), blobId);
+  }
+
+  /** @internal See {@link kPumpFault}. */
+  [kPumpFault](where: 'read' | 'poll', errno: number): void {
+    if (where === 'read') this.#readFault = errno;
+    else this.#events?.rejectAll(new ExplicitSyncError(errno, 'poll'));
+  }
+
   /** A new, empty atomic request on this device. */
   atomic(): KmsAtomicRequest {
     this.openFd('DRM_IOCTL_MODE_ATOMIC');
@@ -850,18 +1084,18 @@ export class KmsDevice extends FdResource {
     return this.#nextFlip;
   }
 
-  /** @internal A promise for `count` flip events of the commit tagged `userData`. */
-  [kAwaitFlip](userData: bigint, count: number): Promise<KmsFlipEvent[]> {
-    const p = new Promise<KmsFlipEvent[]>((resolve, reject) => {
-      this.#flips.set(userData, { left: count, events: [], resolve, reject });
-    });
-    // Not awaiting a flip is fine: a close that rejects it must not become an unhandled rejection.
-    p.catch(() => undefined);
+  /** @internal A promise for the flip events of the commit tagged `userData`: one from each of `crtcs`. */
+  [kAwaitFlip](userData: bigint, crtcs: ReadonlySet<number>): Promise<KmsFlipEvent[]> {
+    const p = this.#flips.expect(userData, crtcs);
     this.#pump();
     return p;
   }
 
-  /** Reads DRM events while flips are pending, waiting for readability on the shared fd watcher. */
+  /**
+   * Reads DRM events while flips are pending, waiting for readability on the shared fd watcher.
+   * An error of the wait (poll) or of read(2) rejects every pending flip with it and stops the
+   * pump; the next flip starts it again. Nothing here can reject unobserved.
+   */
   #pump(): void {
     if (this.#pumping) return;
     const fd = this.openFd('read');
@@ -874,38 +1108,49 @@ export class KmsDevice extends FdResource {
       }
       this.#events!.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new Error('unreachable') }).then(
         () => {
-          if (this.closed) return;
-          for (const e of native.kmsReadEvents(fd)) this.#dispatch(e);
+          if (this.closed) {
+            this.#pumping = false;
+            return;
+          }
+          let events: NativeEvent[];
+          try {
+            events = this.#readEvents(fd);
+          } catch (err) {
+            this.#failFlips(err);
+            return;
+          }
+          for (const e of events) this.#flips.dispatch(e);
           loop();
         },
-        () => {
-          this.#pumping = false; // closed: close() rejected the flips itself
+        (err: unknown) => {
+          if (this.closed) this.#pumping = false; // close() rejected the flips itself
+          else this.#failFlips(err); // a poll error (ExplicitSyncError, syscall 'poll')
         },
-      );
+      ).catch((err: unknown) => this.#failFlips(err));
     };
     loop();
   }
 
-  #dispatch(e: NativeEvent): void {
-    if (e.type !== K.EVENT_FLIP_COMPLETE || e.userData === undefined) return;
-    const pending = this.#flips.get(e.userData);
-    if (pending === undefined) return;
-    pending.events.push({
-      crtcId: e.crtcId ?? 0, sequence: e.sequence ?? 0,
-      timeNs: BigInt(e.tvSec ?? 0) * 1_000_000_000n + BigInt(e.tvUsec ?? 0) * 1000n,
-    });
-    if (--pending.left === 0) {
-      this.#flips.delete(e.userData);
-      pending.resolve(pending.events);
+  #readEvents(fd: number): NativeEvent[] {
+    if (this.#readFault !== 0) {
+      const errno = this.#readFault;
+      this.#readFault = 0;
+      throw new ExplicitSyncError(errno, 'read');
     }
+    return native.kmsReadEvents(fd);
+  }
+
+  /** Stops the pump and rejects every pending flip with `err` (an ExplicitSyncError from poll or read). */
+  #failFlips(err: unknown): void {
+    this.#pumping = false;
+    this.#flips.rejectAll(err instanceof Error ? err : new Error(String(err)));
   }
 
   /** Pending flips reject with ClosedError, framebuffers are forgotten (the kernel frees them with the file). */
   protected override beforeClose(): void {
     this.#events?.close('KmsDevice');
     this.#events = null;
-    for (const f of this.#flips.values()) f.reject(new ClosedError(`KmsDevice ${this.path}`, 'page flip'));
-    this.#flips.clear();
+    this.#flips.rejectAll(new ClosedError(`KmsDevice ${this.path}`, 'page flip'));
     for (const fb of [...this.#framebuffers]) {
       try {
         fb.close();

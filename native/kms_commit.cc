@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "uapi/drm.h"
@@ -74,6 +75,24 @@ static void KmsDestroyPropBlob(const Napi::CallbackInfo& info) {
   b.blob_id = ArgU32(info, 1);
   int err = Ioctl(fd, ES_DRM_IOCTL_MODE_DESTROYPROPBLOB, &b);
   if (err) ThrowErrno(info.Env(), err, "DRM_IOCTL_MODE_DESTROYPROPBLOB");
+}
+
+// kmsGetPropBlob(fd, blobId): Buffer — DRM_IOCTL_MODE_GETPROPBLOB: the blob's bytes (any file's
+// blob: the kernel looks ids up device-wide). ENOENT when no blob has that id. Sized by a first
+// call; a blob's contents never change, so two calls suffice.
+static Napi::Value KmsGetPropBlob(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  es_drm_mode_get_blob b;
+  memset(&b, 0, sizeof(b));
+  b.blob_id = ArgU32(info, 1);
+  int err = Ioctl(fd, ES_DRM_IOCTL_MODE_GETPROPBLOB, &b);
+  if (err) ThrowErrno(env, err, "DRM_IOCTL_MODE_GETPROPBLOB");
+  std::vector<uint8_t> data(b.length);
+  b.data = Ptr(data.data());
+  err = Ioctl(fd, ES_DRM_IOCTL_MODE_GETPROPBLOB, &b);
+  if (err) ThrowErrno(env, err, "DRM_IOCTL_MODE_GETPROPBLOB");
+  return Napi::Buffer<uint8_t>::Copy(env, data.data(), std::min<size_t>(data.size(), b.length));
 }
 
 // kmsPrimeFdToHandle(fd, dmabufFd): handle — DRM_IOCTL_PRIME_FD_TO_HANDLE; the caller owns the GEM
@@ -186,6 +205,7 @@ void InitKmsCommit(Napi::Env env, Napi::Object exports) {
   exports.Set("kmsRmFb", Napi::Function::New(env, KmsRmFb, "kmsRmFb"));
   exports.Set("kmsCreatePropBlob", Napi::Function::New(env, KmsCreatePropBlob, "kmsCreatePropBlob"));
   exports.Set("kmsDestroyPropBlob", Napi::Function::New(env, KmsDestroyPropBlob, "kmsDestroyPropBlob"));
+  exports.Set("kmsGetPropBlob", Napi::Function::New(env, KmsGetPropBlob, "kmsGetPropBlob"));
   exports.Set("kmsPrimeFdToHandle", Napi::Function::New(env, KmsPrimeFdToHandle, "kmsPrimeFdToHandle"));
   exports.Set("kmsAtomic", Napi::Function::New(env, KmsAtomic, "kmsAtomic"));
   exports.Set("kmsReadEvents", Napi::Function::New(env, KmsReadEvents, "kmsReadEvents"));

@@ -160,6 +160,12 @@ struct es_drm_mode_destroy_blob {
   __u32 blob_id;
 };
 
+struct es_drm_mode_get_blob {
+  __u32 blob_id;
+  __u32 length;
+  __u64 data;
+};
+
 // What read(2) on a DRM fd returns: a sequence of events, each starting with this header.
 struct es_drm_event {
   __u32 type;
@@ -180,6 +186,7 @@ struct es_drm_event_vblank {
 #define ES_DRM_IOCTL_MODE_GETENCODER ES_DRM_IOWR(0xA6, struct es_drm_mode_get_encoder)
 #define ES_DRM_IOCTL_MODE_GETCONNECTOR ES_DRM_IOWR(0xA7, struct es_drm_mode_get_connector)
 #define ES_DRM_IOCTL_MODE_GETPROPERTY ES_DRM_IOWR(0xAA, struct es_drm_mode_get_property)
+#define ES_DRM_IOCTL_MODE_GETPROPBLOB ES_DRM_IOWR(0xAC, struct es_drm_mode_get_blob)
 #define ES_DRM_IOCTL_MODE_RMFB ES_DRM_IOWR(0xAF, unsigned int)
 #define ES_DRM_IOCTL_MODE_GETPLANERESOURCES ES_DRM_IOWR(0xB5, struct es_drm_mode_get_plane_res)
 #define ES_DRM_IOCTL_MODE_GETPLANE ES_DRM_IOWR(0xB6, struct es_drm_mode_get_plane)
@@ -238,6 +245,7 @@ static_assert(sizeof(struct es_drm_mode_obj_get_properties) == 32, "drm_mode_obj
 static_assert(sizeof(struct es_drm_mode_fb_cmd2) == 104, "drm_mode_fb_cmd2 layout");
 static_assert(sizeof(struct es_drm_mode_atomic) == 56, "drm_mode_atomic layout");
 static_assert(sizeof(struct es_drm_mode_create_blob) == 16, "drm_mode_create_blob layout");
+static_assert(sizeof(struct es_drm_mode_get_blob) == 16, "drm_mode_get_blob layout");
 static_assert(sizeof(struct es_drm_event_vblank) == 32, "drm_event_vblank layout");
 
 #endif  // EXPLICIT_SYNC_UAPI_DRM_MODE_H_
