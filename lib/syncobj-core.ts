@@ -66,6 +66,14 @@ export const native = nativeFamily<NativeSyncobj>();
 export const F = native.SYNCOBJ;
 /** What the native waits return on timeout. */
 export const TIMED_OUT = -F.ETIME;
+/**
+ * The flags of a wait for availability: WAIT_AVAILABLE with WAIT_FOR_SUBMIT, as Mesa passes them.
+ * Kernels before the 2024 fix ("drm/syncobj: call drm_syncobj_fence_add_wait when WAIT_AVAILABLE
+ * flag is set") arm the wake-on-submit callback only for WAIT_FOR_SUBMIT, so a blocking wait with
+ * WAIT_AVAILABLE alone never wakes when the point is submitted later. (SYNCOBJ_EVENTFD refuses
+ * WAIT_FOR_SUBMIT: registrations pass WAIT_AVAILABLE alone.)
+ */
+export const AVAILABLE_FLAGS = F.WAIT_AVAILABLE | F.WAIT_FOR_SUBMIT;
 
 // ---------------------------------------------------------------------------------------------
 // Feature probes
@@ -168,6 +176,8 @@ interface Held {
   device: Device;
   handle: number;
   what: string;
+  /** Eventfds the object's wait queue keeps open (persistent waiters): closed with the handle. */
+  fds: Set<number>;
 }
 
 /**
@@ -201,6 +211,13 @@ export function toImportOptions(options: unknown): number {
 }
 
 const leaks = new FinalizationRegistry<Held>((held) => {
+  for (const fd of held.fds) {
+    try {
+      native.close(fd);
+    } catch {
+      // Nothing to report to; the warning below still says what leaked.
+    }
+  }
   if (held.device.closed) return; // the kernel freed the handle with the device's fd
   try {
     native.syncobjDestroy(held.device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_DESTROY'), held.handle);
@@ -225,13 +242,15 @@ export abstract class SyncobjResource implements Disposable {
   #handle: number;
   readonly #what: string;
   readonly #defaultTimeoutMs: number;
+  /** The wait queue's eventfds, shared with the GC backstop's record (which must not hold `this`). */
+  protected readonly waitFds = new Set<number>();
 
   protected constructor(device: Device, handle: number, what: string, defaultTimeoutMs = Infinity) {
     this.#device = device;
     this.#handle = handle;
     this.#what = what;
     this.#defaultTimeoutMs = defaultTimeoutMs;
-    leaks.register(this, { device, handle, what }, this);
+    leaks.register(this, { device, handle, what, fds: this.waitFds }, this);
   }
 
   /** The Device whose fd this handle lives on. */
@@ -384,6 +403,9 @@ export function parseWait(options: unknown, asyncWait: boolean, defaultTimeoutMs
   if (o.deadline !== undefined && typeof o.deadline !== 'bigint')
     throw new InvalidArgTypeError('options.deadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.deadline);
   const deadline = o.deadline === undefined ? undefined : toU64(o.deadline, 'options.deadline');
+  // The kernel reads timeouts as a signed ktime_t; past 2^63 - 1 ns is not a time it can wait for.
+  if (deadline !== undefined && deadline > I64_MAX)
+    throw new OutOfRangeError('options.deadline', 'at most 2^63 - 1 ns of CLOCK_MONOTONIC (a ktime_t)', o.deadline);
   if (o.fenceDeadline !== undefined && typeof o.fenceDeadline !== 'bigint')
     throw new InvalidArgTypeError('options.fenceDeadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.fenceDeadline);
   const fenceDeadline = o.fenceDeadline === undefined ? undefined : toU64(o.fenceDeadline, 'options.fenceDeadline');
@@ -525,7 +547,7 @@ export function importHandle(device: Device, fd: number, cap: 'syncobj' | 'timel
 /** Whether a (binary) handle holds a fence. Zero-timeout, never blocks. */
 export function hasFence(device: Device, fd: number, handle: number): boolean {
   if (device.caps.timeline)
-    return native.syncobjTimelineWait(fd, handle, 0n, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
+    return native.syncobjTimelineWait(fd, handle, 0n, 0n, AVAILABLE_FLAGS, 0n) >= 0;
   try {
     native.syncobjWait(fd, handle, 0n, 0, 0n); // no flags: EINVAL when there is no fence
     return true;
@@ -547,7 +569,7 @@ export function multiWait(
   all: boolean,
   points?: BigUint64Array,
 ): number {
-  let flags = (all ? F.WAIT_ALL : 0) | (w.mode === 'available' ? F.WAIT_AVAILABLE : F.WAIT_FOR_SUBMIT);
+  let flags = (all ? F.WAIT_ALL : 0) | (w.mode === 'available' ? AVAILABLE_FLAGS : F.WAIT_FOR_SUBMIT);
   if (w.fenceDeadline !== undefined) flags |= F.WAIT_DEADLINE;
   const deadline = w.fenceDeadline ?? 0n;
   if (points === undefined && w.mode === 'signaled') return native.syncobjWait(fd, handles, w.absNs, flags, deadline);

@@ -9,14 +9,31 @@
  * reached, and registers again for the lowest point still pending. N waits on one timeline thus use
  * at most two fds (one per lane), and a wakeup costs one ioctl, not one per wait.
  *
- * Kernel facts this relies on:
+ * Kernel facts this relies on (drivers/gpu/drm/drm_syncobj.c, checked on 6.1, 6.12 and newer):
  * - A registration is one-shot and checked at once: registering for a point that is already reached
  *   fires immediately, so nothing is lost between the query and the registration.
- * - There is no way to unregister. A registration lives until its point is reached or the syncobj
- *   is destroyed (then it is dropped without firing). A lane therefore remembers which points it has
- *   registered and registers again only for a point lower than all of them; a registration left by
- *   a wait that timed out or was aborted costs a spurious wakeup later, never a missed one.
- * - Destroying the syncobj drops registrations silently: close() rejects pending waits itself.
+ * - A registration waits on the syncobj until a fence for its point is there, then binds to that
+ *   fence and fires when it signals. For a binary syncobj that is the fence present at arm time:
+ *   when another handle (or process) replaces the fence, the registration still follows the old
+ *   one. So a wake is a hint, never a verdict: the lane re-checks, and when its lowest wait is not
+ *   satisfied it registers again (for the fence now there).
+ * - There is no way to unregister. A registration lives until it fires or the syncobj is
+ *   destroyed, and holds kernel memory (an entry and the eventfd's context) all that time; every
+ *   TIMELINE_SIGNAL walks the registrations still waiting for a fence.
+ *
+ * Hence the persistent waiter (the shape of wlroots' timeline waiter): a lane keeps its eventfd
+ * and its registrations across idle periods instead of closing them with its last wait, counts
+ * its live registrations exactly (registrations made minus fires read back from the eventfd's
+ * counter), re-uses a live registration for any wait at or above its point, and registers anew
+ * only for a point below all of them. Aborted or timed-out waits thus cost no kernel memory that
+ * grows: 20,000 aborted waits on one never-submitted point make one registration, not 20,000.
+ * Live registrations per lane are bounded by {@link MAX_WAIT_REGISTRATIONS}; a wait that would
+ * need one more re-checks on a backing-off timer instead until a registration fires. While the
+ * lane is idle its poll handle is freed (nothing roots the syncobj's owner, which may be garbage-
+ * collected) and only the eventfd stays, owned by the syncobj object: its close() (or the GC
+ * backstop) closes it. A lane whose registrations have all fired closes its eventfd when idle.
+ * Destroying the syncobj frees registrations still waiting for a fence; close() rejects pending
+ * waits itself.
  *
  * Where the kernel lacks DRM_IOCTL_SYNCOBJ_EVENTFD (Linux < 6.6, or a device without timeline
  * support), the lane instead re-checks with the same non-blocking ioctl on a timer that backs off
@@ -37,6 +54,15 @@ export type WaitMechanism = 'eventfd' | 'poll';
 
 /** Longest interval between two checks with mechanism 'poll'. */
 export const POLL_MAX_INTERVAL_MS = 32;
+
+/**
+ * Most live DRM_IOCTL_SYNCOBJ_EVENTFD registrations one lane (one object, one mode) keeps. Only
+ * waits for points below every live registration need a new one (points that go down, or fence
+ * replacements on a binary syncobj), so ordinary waits use one; past the bound a lane re-checks
+ * on a timer (1 ms backing off to {@link POLL_MAX_INTERVAL_MS}) until a registration fires.
+ * Each costs the kernel ~160 bytes until it fires or the syncobj is destroyed.
+ */
+export const MAX_WAIT_REGISTRATIONS = 16;
 
 /** setTimeout's largest delay. */
 const TIMER_MAX_MS = 0x7fffffff;
@@ -130,8 +156,10 @@ class MinHeap<T> {
 /** One mode's pending waits and its wakeup source. */
 class Lane {
   readonly waiters = new MinHeap<Waiter>((w) => w.point);
-  /** Points with a kernel registration that has not fired yet (as far as we know). */
+  /** Points of live registrations that have not been reached (as far as we can tell). */
   readonly armed = new MinHeap<bigint>((p) => p);
+  /** Live registrations on `eventFd`: made minus fired (read back from the eventfd counter). */
+  registrations = 0;
   live = 0;
   refs = 0;
   eventFd = -1;
@@ -163,18 +191,34 @@ export class PointWaitQueue {
   readonly #source: WaitSource;
   readonly #mechanism: WaitMechanism;
   readonly #onActive: (active: boolean) => void;
+  readonly #ownedFds: Set<number>;
   readonly #lanes: Record<WaitMode, Lane> = { signaled: new Lane('signaled'), available: new Lane('available') };
   #closed = false;
 
-  constructor(source: WaitSource, mechanism: WaitMechanism, onActive: (active: boolean) => void = () => {}) {
+  /**
+   * `ownedFds` receives the eventfds the queue keeps open (while they exist), so that the owner's
+   * GC backstop can close them with the handle.
+   */
+  constructor(
+    source: WaitSource,
+    mechanism: WaitMechanism,
+    onActive: (active: boolean) => void = () => {},
+    ownedFds: Set<number> = new Set(),
+  ) {
     this.#source = source;
     this.#mechanism = mechanism;
     this.#onActive = onActive;
+    this.#ownedFds = ownedFds;
   }
 
   /** Pending waits, both modes. */
   get pending(): number {
     return this.#lanes.signaled.live + this.#lanes.available.live;
+  }
+
+  /** Live kernel registrations (DRM_IOCTL_SYNCOBJ_EVENTFD) of both lanes, as far as the eventfds tell. */
+  get registrations(): number {
+    return this.#lanes.signaled.registrations + this.#lanes.available.registrations;
   }
 
   /** Eventfds open right now (at most 2). */
@@ -245,6 +289,7 @@ export class PointWaitQueue {
     for (const lane of Object.values(this.#lanes)) {
       if (forgetArmed) lane.armed.clear();
       if (lane.live > 0) this.#service(lane);
+      else if (lane.eventFd >= 0) this.#idle(lane); // reads the fires: may free the eventfd
     }
   }
 
@@ -264,6 +309,7 @@ export class PointWaitQueue {
     if (this.#closed) return;
     this.#closed = true;
     this.rejectAll(new ClosedError(what, 'wait'));
+    for (const lane of Object.values(this.#lanes)) this.#closeEventFd(lane);
   }
 
   #startTimer(w: Waiter, timeoutMs: number): void {
@@ -296,27 +342,46 @@ export class PointWaitQueue {
    */
   #ensureWakeup(lane: Lane, point: bigint, fresh: boolean): void {
     if (this.#mechanism === 'poll') {
-      if (fresh && lane.pollDelay > 1 && lane.pollTimer !== undefined) {
-        clearTimeout(lane.pollTimer);
-        lane.pollTimer = undefined;
-        lane.pollDelay = 1;
-      }
-      if (lane.pollTimer === undefined) this.#schedulePoll(lane);
-      this.#updateRef(lane);
+      this.#pollFor(lane, fresh);
       return;
     }
     if (lane.eventFd < 0) {
       lane.eventFd = native.eventfdCreate();
       native.trackFd(lane.eventFd); // closed by the env's teardown if a worker dies with waits pending
+      this.#ownedFds.add(lane.eventFd);
+    }
+    if (lane.watcher === null) {
       lane.watcher = new native.FdWatcher(lane.eventFd, (status) => this.#onReadable(lane, status));
       lane.watcher.start(native.POLL.READABLE);
       lane.refed = true; // a started uv_poll is ref'd
     }
     const lowestArmed = lane.armed.peek();
     if (lowestArmed === undefined || point < lowestArmed) {
+      if (lane.registrations >= MAX_WAIT_REGISTRATIONS) {
+        // Bounded: re-check on a timer until a registration fires (then #service comes back here).
+        this.#pollFor(lane, fresh);
+        return;
+      }
       this.#source.arm(lane.eventFd, point, lane.mode);
+      lane.registrations++;
       lane.armed.push(point);
     }
+    // Covered by a registration: no timer needed.
+    if (lane.pollTimer !== undefined) {
+      clearTimeout(lane.pollTimer);
+      lane.pollTimer = undefined;
+      lane.pollDelay = 1;
+    }
+    this.#updateRef(lane);
+  }
+
+  #pollFor(lane: Lane, fresh: boolean): void {
+    if (fresh && lane.pollDelay > 1 && lane.pollTimer !== undefined) {
+      clearTimeout(lane.pollTimer);
+      lane.pollTimer = undefined;
+      lane.pollDelay = 1;
+    }
+    if (lane.pollTimer === undefined) this.#schedulePoll(lane);
     this.#updateRef(lane);
   }
 
@@ -344,14 +409,24 @@ export class PointWaitQueue {
       this.#failLane(lane, new ExplicitSyncError(-status, 'poll'));
       return;
     }
-    if (lane.eventFd >= 0) native.eventfdDrain(lane.eventFd);
     this.#service(lane);
+  }
+
+  /**
+   * Reads the fires off the eventfd (each fired registration added 1 to its counter) and forgets
+   * that many registrations.
+   */
+  #drain(lane: Lane): void {
+    if (lane.eventFd < 0) return;
+    const fired = native.eventfdDrain(lane.eventFd);
+    lane.registrations = Math.max(0, lane.registrations - fired);
   }
 
   /** Resolves what is reached, then makes sure the rest will wake us (or goes idle). */
   #service(lane: Lane): void {
     let level: bigint;
     try {
+      this.#drain(lane); // before the level: a fire after it is seen on the next readable
       level = this.#source.level(lane.mode);
     } catch (err) {
       this.#failLane(lane, err);
@@ -362,6 +437,10 @@ export class PointWaitQueue {
       if (!w.done) this.#settle(w, undefined, false);
     }
     for (let p = lane.armed.peek(); p !== undefined && p <= level; p = lane.armed.peek()) lane.armed.pop();
+    // Registrations that fired for a point that is not reached: a binary syncobj's replaced fence,
+    // or a timeline given unordered points. The lowest are the ones that fire first: forget those,
+    // so that the lowest wait registers again (on the fence there now) instead of hanging.
+    while (lane.armed.size > lane.registrations) lane.armed.pop();
     if (lane.live === 0) {
       this.#idle(lane);
       return;
@@ -405,11 +484,14 @@ export class PointWaitQueue {
     else w.reject(err);
   }
 
-  /** No wait left in the lane: free its eventfd and timer. Registrations die with the eventfd. */
+  /**
+   * No wait left in the lane: free its poll handle and timer (so nothing roots the owner). The
+   * eventfd stays while it has live registrations, for the next wait to re-use; without any it
+   * is closed.
+   */
   #idle(lane: Lane): void {
     if (lane.live > 0) return;
     lane.waiters.clear();
-    lane.armed.clear();
     if (lane.pollTimer !== undefined) clearTimeout(lane.pollTimer);
     lane.pollTimer = undefined;
     lane.pollDelay = 1;
@@ -418,9 +500,23 @@ export class PointWaitQueue {
       lane.watcher.close();
       lane.watcher = null;
     }
+    try {
+      this.#drain(lane);
+    } catch {
+      lane.registrations = 0; // the eventfd is unreadable: it goes below
+    }
+    if (lane.registrations === 0) this.#closeEventFd(lane);
+  }
+
+  #closeEventFd(lane: Lane): void {
+    lane.watcher?.close();
+    lane.watcher = null;
+    lane.armed.clear();
+    lane.registrations = 0;
     if (lane.eventFd >= 0) {
       const fd = lane.eventFd;
       lane.eventFd = -1;
+      this.#ownedFds.delete(fd);
       native.close(fd);
     }
   }

@@ -38,6 +38,7 @@ import { InvalidArgTypeError, InvalidArgValueError, toOptions } from './validate
 export type { AsyncWaitOptions, ImportOptions, SyncWaitOptions, SyncobjFeatures, TimeOptions } from './syncobj-core';
 export { IMPORTED_DEFAULT_TIMEOUT_MS, MAX_WAIT_ENTRIES, SyncobjResource } from './syncobj-core';
 export type { WaitMechanism, WaitMode } from './syncobj-wait';
+export { MAX_WAIT_REGISTRATIONS } from './syncobj-wait';
 
 /** Options for `device.createSyncobj()`. */
 export interface CreateSyncobjOptions {
@@ -109,9 +110,15 @@ export class Syncobj extends SyncobjResource {
    * event loop (device.features.waitMechanism: an eventfd armed with DRM_IOCTL_SYNCOBJ_EVENTFD, or a
    * backing-off zero-timeout check); waits on one syncobj share one eventfd per mode.
    *
-   * A wait follows the syncobj's fence as the kernel does: replacing the fence from this process
-   * (signal, reset, importSyncFile) is seen at once; a reset by another process is seen when a
-   * fence arrives.
+   * A wait follows the syncobj's fence, whoever replaces it: changes made through this object
+   * (signal, reset, importSyncFile, a transfer into it) are seen at once. A change made through
+   * another handle or by another process (a Vulkan binary semaphore exported as an opaque fd is
+   * re-signalled this way) is seen when the kernel next wakes the wait: the kernel binds a pending
+   * wait to the fence present when it armed, so the wait wakes when that fence signals, looks
+   * again, and if the fence there now has not signalled, re-arms on it. (A fence that replaced one
+   * which never signals is thus seen only once the old one does: the kernel's blocking waits bind
+   * the same way.) Waits keep their kernel registration across idle periods and re-use it; see
+   * MAX_WAIT_REGISTRATIONS for the bound.
    *
    * Rejects with TimeoutError (code 'ETIME', `reason` 'unsubmitted' when there never was a fence,
    * 'unsignaled' when it did not signal) after `timeoutMs` or at `deadline`; AbortError on `signal`;
@@ -306,8 +313,11 @@ export class Syncobj extends SyncobjResource {
           ),
         timeoutError: (_point, mode, timeoutMs) => this.#timeoutError(mode, timeoutMs),
       };
-      this.#queue = new PointWaitQueue(source, syncobjFeatures(this.device).waitMechanism, (active) =>
-        this.onDeviceClose(this.#onDeviceClose, active),
+      this.#queue = new PointWaitQueue(
+        source,
+        syncobjFeatures(this.device).waitMechanism,
+        (active) => this.onDeviceClose(this.#onDeviceClose, active),
+        this.waitFds,
       );
     }
     return this.#queue;

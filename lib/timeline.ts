@@ -9,6 +9,7 @@ import { ClosedError, ExplicitSyncError, TimeoutError } from './errors';
 import { SyncFile } from './sync-file';
 import { Syncobj } from './syncobj';
 import {
+  AVAILABLE_FLAGS,
   AsyncWaitOptions,
   F,
   IMPORTED_DEFAULT_TIMEOUT_MS,
@@ -36,7 +37,7 @@ import {
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
-import { InvalidArgTypeError, InvalidArgValueError, toAbortSignal, toOptions, toTimeoutMs } from './validate';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, toAbortSignal, toOptions, toTimeoutMs } from './validate';
 
 /** Options for {@link Timeline.query}. */
 export interface QueryOptions {
@@ -55,6 +56,21 @@ export interface ExportSyncFileOptions {
   signal?: AbortSignal;
   /** Whether the pending wait keeps the process alive (default true). */
   ref?: boolean;
+}
+
+/**
+ * Options of the calls that put a fence at a point: {@link Timeline.signal},
+ * {@link Timeline.importSyncFile} (after the sync files) and {@link Timeline.transfer}.
+ */
+export interface PointOrderOptions {
+  /**
+   * Skip the ordering check and hand the point to the kernel as it is (default false). The kernel
+   * accepts a point at or below the last submitted one, logs "unordered point" and starts a new
+   * fence context: the timeline's query() drops and points that had signalled read as unsignalled.
+   * Vulkan forbids such values; only conformance tests (IGT submits points out of order on
+   * purpose) want this.
+   */
+  allowUnordered?: boolean;
 }
 
 /** A point on a timeline, for {@link Timeline.waitAll} / {@link Timeline.waitAny}. */
@@ -113,13 +129,41 @@ export class Timeline extends SyncobjResource {
 
   /**
    * Signals `point` from the CPU: puts an already-signalled fence at it
-   * (DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL). Points should only grow; point 0 is refused (RangeError).
+   * (DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL). Points only grow: a point at or below the last submitted
+   * one is refused before the ioctl (RangeError, code 'ERR_OUT_OF_RANGE', naming the last
+   * submitted point) unless `options.allowUnordered`; point 0 is always refused.
    * @throws ClosedError; RangeError/TypeError for a bad point.
    */
-  signal(point: bigint | number): void {
+  signal(point: bigint | number, options?: PointOrderOptions): void {
     const p = toSignalPoint(point);
-    native.syncobjTimelineSignal(this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL'), this.liveHandle, p);
+    const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL');
+    if (!toAllowUnordered(options)) this.#checkOrder(fd, p, 'point');
+    native.syncobjTimelineSignal(fd, this.liveHandle, p);
     this.#queue?.poke();
+  }
+
+  /**
+   * Validates a point that something (a peer's protocol request, say) wants to put a fence at, as
+   * signal / importSyncFile / transfer would: returns it as a bigint when it is above the last
+   * submitted point, throws the same RangeError (code 'ERR_OUT_OF_RANGE') or TypeError otherwise.
+   * One DRM_IOCTL_SYNCOBJ_QUERY. The answer holds until someone else submits a point.
+   * @throws ClosedError; RangeError/TypeError.
+   */
+  checkSignalPoint(point: bigint | number): bigint {
+    const p = toSignalPoint(point);
+    this.#checkOrder(this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'), p, 'point');
+    return p;
+  }
+
+  /** RangeError when `p` is not above the last submitted point. */
+  #checkOrder(fd: number, p: bigint, name: string): void {
+    const last = native.syncobjQuery(fd, this.liveHandle, F.QUERY_LAST_SUBMITTED);
+    if (p <= last)
+      throw new OutOfRangeError(
+        name,
+        `> ${last}, the timeline's last submitted point ${last} (a lower or equal point would start a new fence context and corrupt the timeline; pass { allowUnordered: true } to do it anyway)`,
+        p,
+      );
   }
 
   /**
@@ -154,7 +198,7 @@ export class Timeline extends SyncobjResource {
     const p = parsePoint(point);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     if (p === 0n) return true; // see ORIGIN below
-    return native.syncobjTimelineWait(fd, this.liveHandle, p, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
+    return native.syncobjTimelineWait(fd, this.liveHandle, p, 0n, AVAILABLE_FLAGS, 0n) >= 0;
   }
 
   /**
@@ -164,8 +208,9 @@ export class Timeline extends SyncobjResource {
    * @throws ExplicitSyncError EINVAL when fromPoint has no fence yet (the message says so);
    *   InvalidArgValueError when `to` is on another device; ClosedError; RangeError for bad points.
    */
-  transfer(fromPoint: bigint | number, to: Timeline | Syncobj, toPoint?: bigint | number): void {
+  transfer(fromPoint: bigint | number, to: Timeline | Syncobj, toPoint?: bigint | number, options?: PointOrderOptions): void {
     const from = toSignalPoint(fromPoint, 'fromPoint');
+    const unordered = toAllowUnordered(options);
     let dst: bigint;
     if (to instanceof Timeline) dst = toSignalPoint(toPoint, 'toPoint');
     else if (to instanceof Syncobj) {
@@ -175,6 +220,7 @@ export class Timeline extends SyncobjResource {
     if (to.device !== this.device) throw new InvalidArgValueError('to', 'must be on the same Device', to);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TRANSFER');
     if (to.closed) throw new ClosedError(`the destination ${to instanceof Timeline ? 'Timeline' : 'Syncobj'}`, 'DRM_IOCTL_SYNCOBJ_TRANSFER');
+    if (to instanceof Timeline && !unordered) to.#checkOrder(fd, dst, 'toPoint');
     try {
       native.syncobjTransfer(fd, this.liveHandle, from, to.handle, dst, 0);
     } catch (err) {
@@ -188,14 +234,28 @@ export class Timeline extends SyncobjResource {
    * (SYNC_IOC_MERGE) so the point signals after all of them: "after every GPU read of this buffer".
    * One ioctl on Linux ≥ 6.16 (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE with IMPORT_SYNC_FILE | TIMELINE);
    * elsewhere a temporary binary syncobj and DRM_IOCTL_SYNCOBJ_TRANSFER. The SyncFiles stay open
-   * and yours.
-   * @throws ClosedError when this or a SyncFile is closed; ExplicitSyncError from the ioctls.
+   * and yours. A point at or below the last submitted one is refused like in {@link signal};
+   * an options object after the sync files may say `{ allowUnordered: true }`.
+   * @throws ClosedError when this or a SyncFile is closed; ExplicitSyncError from the ioctls;
+   *   RangeError for a point not above the last submitted one.
    */
-  importSyncFile(point: bigint | number, ...syncFiles: SyncFile[]): void {
+  importSyncFile(point: bigint | number, ...syncFiles: SyncFile[]): void;
+  importSyncFile(point: bigint | number, ...args: [...syncFiles: SyncFile[], options: PointOrderOptions]): void;
+  importSyncFile(point: bigint | number, ...args: (SyncFile | PointOrderOptions)[]): void {
     const p = toSignalPoint(point);
+    const last = args[args.length - 1];
+    // Options only after at least one sync file, and only a plain object ({ allowUnordered }).
+    const hasOptions =
+      args.length > 1 &&
+      last !== null &&
+      typeof last === 'object' &&
+      [Object.prototype, null].includes(Object.getPrototypeOf(last) as object | null);
+    const unordered = toAllowUnordered(hasOptions ? last : undefined);
+    const syncFiles = (hasOptions ? args.slice(0, -1) : args) as SyncFile[];
     if (syncFiles.length === 0) throw new InvalidArgValueError('syncFiles', 'must name at least one SyncFile', syncFiles);
     syncFiles.forEach((sf, i) => syncFileFd(sf, `syncFiles[${i}]`, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE'));
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
+    if (!unordered) this.#checkOrder(fd, p, 'point');
     const merged = syncFiles.length > 1 ? SyncFile.merge(...syncFiles) : undefined;
     try {
       const sfd = (merged ?? syncFiles[0]!).fd;
@@ -242,8 +302,14 @@ export class Timeline extends SyncobjResource {
     } catch (err) {
       return Promise.reject(err);
     }
-    const waitOpts: AsyncWaitOptions = { until: 'available', signal: opts.signal, ref: opts.ref };
-    if (timeoutMs !== undefined) waitOpts.timeoutMs = timeoutMs;
+    // The caller's bound, Infinity included, is passed as given: an imported timeline's
+    // defaultTimeoutMs bounds only waits that name no timeout.
+    const waitOpts: AsyncWaitOptions = {
+      until: 'available',
+      signal: opts.signal,
+      ref: opts.ref,
+      timeoutMs: timeoutMs ?? Infinity,
+    };
     return this.wait(p, waitOpts).then(() => this.#exportNow(p));
   }
 
@@ -433,6 +499,7 @@ export class Timeline extends SyncobjResource {
         },
         syncobjFeatures(this.device).waitMechanism,
         (active) => this.onDeviceClose(this.#onDeviceClose, active),
+        this.waitFds,
       );
     }
     return this.#queue;
@@ -443,7 +510,7 @@ export class Timeline extends SyncobjResource {
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY');
     const lastSubmitted = native.syncobjQuery(fd, this.liveHandle, F.QUERY_LAST_SUBMITTED);
     const lastSignaled = native.syncobjQuery(fd, this.liveHandle, 0);
-    const available = native.syncobjTimelineWait(fd, this.liveHandle, point, 0n, F.WAIT_AVAILABLE, 0n) >= 0;
+    const available = native.syncobjTimelineWait(fd, this.liveHandle, point, 0n, AVAILABLE_FLAGS, 0n) >= 0;
     const reason = available && mode === 'signaled' ? 'unsignaled' : 'unsubmitted';
     const state = `waiting for ${point}; last submitted ${lastSubmitted}; last signalled ${lastSignaled}`;
     const which = anyOf === undefined ? `timeline point ${point}` : `none of ${anyOf} timeline points (e.g. ${point})`;
@@ -492,6 +559,14 @@ export class Timeline extends SyncobjResource {
       deadline,
     );
   }
+}
+
+/** Validates `{ allowUnordered }` options (TypeError for anything else than a boolean). */
+function toAllowUnordered(options: unknown): boolean {
+  const opts = toOptions(options as PointOrderOptions | undefined);
+  if (opts.allowUnordered !== undefined && typeof opts.allowUnordered !== 'boolean')
+    throw new InvalidArgTypeError('options.allowUnordered', 'of type boolean', opts.allowUnordered);
+  return opts.allowUnordered === true;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -278,7 +278,7 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     expect(q.openFds).to.equal(0);
   });
 
-  it('a timeout rejects no earlier than the timeout, with the source error; the fd is freed', async () => {
+  it('a timeout rejects no earlier than the timeout, with the source error; close() frees the kept fd', async () => {
     const s = new Script();
     const q = new PointWaitQueue(s.source, 'eventfd');
     const before = eventfds();
@@ -289,6 +289,10 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     expect(ms).to.be.below(2000);
     expect(e.message).to.equal('ETIME: 3 signaled 120');
     expect(e.stack).to.contain('timeline.test');
+    // Persistent waiter: the eventfd stays while its registration (never fired) lives; close() frees it.
+    expect(eventfds()).to.equal(before + 1);
+    expect(q.registrations).to.equal(1);
+    q.close();
     expect(eventfds()).to.equal(before);
   });
 

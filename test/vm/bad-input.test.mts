@@ -434,8 +434,11 @@ describe('bad input (kernel)', function () {
       }
       const x = dev.createTimeline();
       const pending = huge.flatMap((ms) => [x.wait((1n << 64n) - 1n, { timeoutMs: ms }), x.wait(5, { timeoutMs: ms, until: 'available' })]);
-      pending.push(x.wait(7, { deadline: (1n << 64n) - 1n }));
+      pending.push(x.wait(7, { deadline: (1n << 63n) - 1n })); // the largest ktime_t: no limit
       for (const p of pending) expect(await settlesWithin(p, 300)).to.equal(false);
+      // Past a signed ktime_t, as the README says: RangeError, not "no limit".
+      await shouldReject(x.wait(7, { deadline: 1n << 63n }), RangeError);
+      await shouldReject(x.wait(7, { deadline: (1n << 64n) - 1n }), RangeError);
       x.close();
       for (const p of pending) await shouldReject(p, Error).then((e) => expect((e as { code?: string }).code).to.equal('EBADF'));
     });

@@ -185,11 +185,15 @@ describe('Syncobj (kernel)', () => {
       await Syncobj.waitAll([a, b]);
     });
 
-    it('a timeout rejects waitAll and cancels the other waits', async () => {
-      using a = dev.createSyncobj();
-      using b = dev.createSyncobj();
+    it('a timeout rejects waitAll and cancels the other waits; their eventfds go with the syncobjs', async () => {
+      const a = dev.createSyncobj();
+      const b = dev.createSyncobj();
       const before = eventfdCount();
       await shouldReject(Syncobj.waitAll([a, b], { timeoutMs: 80 }), TimeoutError);
+      // Persistent waiters: each keeps its eventfd while its kernel registration lives.
+      expect(eventfdCount()).to.equal(before + 2);
+      a.close();
+      b.close();
       expect(eventfdCount()).to.equal(before);
     });
   });

@@ -175,8 +175,8 @@ describe('Timeline (kernel)', () => {
       }
     });
 
-    it('aborts with AbortError (cause = reason) and frees the eventfd', async () => {
-      using t = dev.createTimeline();
+    it('aborts with AbortError (cause = reason); the eventfd stays for its registration until the point or close()', async () => {
+      const t = dev.createTimeline();
       const before = eventfdCount();
       const ac = new AbortController();
       const p = t.wait(9, { signal: ac.signal });
@@ -184,6 +184,13 @@ describe('Timeline (kernel)', () => {
       ac.abort(new Error('changed my mind'));
       const e = await shouldReject(p, AbortError);
       expect((e.cause as Error).message).to.equal('changed my mind');
+      expect(eventfdCount()).to.equal(before + 1); // the kernel still holds the registration for 9
+      await shouldReject(t.wait(9, { timeoutMs: 10 }), TimelineTimeoutError); // re-uses it
+      expect(eventfdCount()).to.equal(before + 1);
+      t.signal(9); // the registration fires; the idle lane reads that back and closes its eventfd
+      expect(eventfdCount()).to.equal(before);
+      await t.wait(9);
+      t.close();
       expect(eventfdCount()).to.equal(before);
     });
 
@@ -468,6 +475,8 @@ describe('Timeline (kernel)', () => {
         TimelineTimeoutError,
       );
       expect(e.point).to.equal(1n);
+      expect(eventfdCount()).to.equal(before + 1); // b's lane keeps its registration for 1
+      b.signal(1); // fires it: the idle lane reads that back and closes its eventfd
       expect(eventfdCount()).to.equal(before);
     });
 
