@@ -13,7 +13,7 @@ import { childScript, runChild } from './child-helpers.mjs';
 const EIO = constants.errno.EIO;
 
 function openVkms(): KmsDevice {
-  if (!Device.list().some((d) => d.driver.name === 'vkms')) throw new Error('no vkms device in this VM (see the runner\'s warning on the host)');
+  if (!Device.list({ openPrimary: true }).some((d) => d.driver.name === 'vkms')) throw new Error('no vkms device in this VM (see the runner\'s warning on the host)');
   return KmsDevice.open({ driver: 'vkms' });
 }
 
