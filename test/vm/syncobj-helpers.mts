@@ -1,5 +1,5 @@
 // Shared by the syncobj and timeline kernel tests.
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Device, ExplicitSyncError, type SyncFile, type VgemDevice, type VgemFence, monotonicNow } from 'explicit-sync';
 import { openFds } from '../helpers.mjs';
 
@@ -47,4 +47,14 @@ export function eventfdCount(): number {
 /** Milliseconds since `t0` (a monotonicNow() value). */
 export function since(t0: bigint): number {
   return Number(monotonicNow() - t0) / 1e6;
+}
+
+/** Active objects of the kernel's kmalloc-64 and kmalloc-96 caches (what a registration costs). */
+export function kmallocSmall(): number {
+  let n = 0;
+  for (const line of readFileSync('/proc/slabinfo', 'utf8').split('\n')) {
+    const [name, active] = line.split(/\s+/);
+    if (name === 'kmalloc-64' || name === 'kmalloc-96') n += Number(active);
+  }
+  return n;
 }

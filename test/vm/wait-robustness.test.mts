@@ -4,22 +4,12 @@
 // Each block names the defect of issue 11 it guards (each failed on the code before the fix).
 import { expect } from 'chai';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Device, MAX_WAIT_REGISTRATIONS, SyncFile, VgemDevice, monotonicNow } from 'explicit-sync';
 import { settlesWithin, shouldThrow, sleep } from '../helpers.mjs';
 import { childScript } from './child-helpers.mjs';
-import { eventfdCount, openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
-
-/** Active objects of the kernel's kmalloc-64 and kmalloc-96 caches (what a registration costs). */
-export function kmallocSmall(): number {
-  let n = 0;
-  for (const line of readFileSync('/proc/slabinfo', 'utf8').split('\n')) {
-    const [name, active] = line.split(/\s+/);
-    if (name === 'kmalloc-64' || name === 'kmalloc-96') n += Number(active);
-  }
-  return n;
-}
+import { eventfdCount, kmallocSmall, openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
 
 /** Median microseconds of `n` calls of `fn(i)`. */
 function medianUs(n: number, fn: (i: number) => void): number {
