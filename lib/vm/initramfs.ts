@@ -53,13 +53,11 @@ mount -t sysfs sysfs /sys || fail "cannot mount /sys"
 for m in ${modules.join(' ')}; do
   insmod /lib/modules/$m.ko || fail "cannot load module $m"
 done
-run= nonce= deadline=
+run= nonce=
 for arg in $(cat /proc/cmdline); do
-  case $arg in es.run=*) run=\${arg#es.run=} ;; es.nonce=*) nonce=\${arg#es.nonce=} ;; es.deadline=*) deadline=\${arg#es.deadline=} ;; esac
+  case $arg in es.run=*) run=\${arg#es.run=} ;; es.nonce=*) nonce=\${arg#es.nonce=} ;; esac
 done
 [ -n "$run" ] && [ -n "$nonce" ] || fail "es.run= or es.nonce= missing from the kernel command line"
-# The run's bound, enforced by the guest itself: a VM whose host runner died still ends.
-[ -n "$deadline" ] && ( sleep "$deadline"; echo "explicit-sync init: the run's deadline passed ($deadline s after boot): powering off"; off ) &
 R=/mnt/root
 # cache=loose: the guest caches the host tree, which must not change while the command runs
 # (2-4x faster module loading than no cache; npx went from minutes to seconds).

@@ -7,7 +7,6 @@
  * stop waiting for it we SIGKILL it (a failed KVM guest hangs and ignores gentler signals).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { ConsoleParser } from './console';
 import { POWEROFF_GRACE_MS, remainingMs, timerDelay } from './deadline';
 import { toolPath } from './tools';
@@ -26,28 +25,9 @@ export interface QemuConfig {
   append: string;
 }
 
-/** Seconds the guest waits past the host's deadline before it powers itself off. */
-export const GUEST_DEADLINE_GRACE_SEC = 5;
-
-/**
- * The guest kernel's command line; `runDir` must not contain whitespace (checked by the caller).
- * `deadlineSec` (seconds from boot) makes the guest's /init power off by itself then, so that a
- * VM whose host runner is gone (SIGKILL) still ends.
- */
-export function kernelCmdline(runDir: string, nonce: string, deadlineSec?: number): string {
-  const args = ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', `es.run=${runDir}`, `es.nonce=${nonce}`];
-  if (deadlineSec !== undefined && Number.isFinite(deadlineSec))
-    args.push(`es.deadline=${Math.max(1, Math.ceil(deadlineSec)) + GUEST_DEADLINE_GRACE_SEC}`);
-  return args.join(' ');
-}
-
-/**
- * How QEMU is started: under util-linux's `setpriv --pdeathsig KILL` where it exists (util-linux is
- * Essential on Debian), so that the kernel kills QEMU when the runner dies, SIGKILL included;
- * QEMU itself otherwise (then the guest's own deadline still ends the VM).
- */
-export function qemuCommand(qemu: string, args: readonly string[], setpriv = '/usr/bin/setpriv'): [string, string[]] {
-  return existsSync(setpriv) ? [setpriv, ['--pdeathsig', 'KILL', '--', qemu, ...args]] : [qemu, [...args]];
+/** The guest kernel's command line; `runDir` must not contain whitespace (checked by the caller). */
+export function kernelCmdline(runDir: string, nonce: string): string {
+  return ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
 }
 
 /** QEMU's argv for `c`; nothing in it reads the terminal. */
@@ -112,8 +92,7 @@ export function bootQemu(config: QemuConfig, nonce: string, opts: BootOptions): 
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const parser = new ConsoleParser(nonce);
-    const [cmd, argv] = qemuCommand(toolPath('qemu-system-x86_64'), qemuArgs(config));
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(toolPath('qemu-system-x86_64'), qemuArgs(config), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let bootMs: number | undefined;
     /** Why we killed QEMU, if we did; the first reason wins. */
