@@ -120,6 +120,7 @@ async function boot(
           if (accel === 'kvm' && plan.fallback) writeVerdict(verdictPath, 'ok');
         },
         onReady: (ms) => progress(`guest up in ${formatSeconds(ms)}`),
+        onWarning: (message) => void process.stderr.write(`${TAG} warning: ${message}\n`),
       },
     );
   };

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { ConsoleParser } from './console';
 import { POWEROFF_GRACE_MS, remainingMs, timerDelay } from './deadline';
-import { toolPath } from './tools';
+import { findExecutableOnPath, toolPath } from './tools';
 
 /** The QEMU accelerator. */
 export type Accel = 'kvm' | 'tcg';
@@ -45,6 +45,28 @@ export function qemuArgs(c: QemuConfig): string[] {
 }
 
 /**
+ * How QEMU is started so that it dies with the runner, even a SIGKILLed one: util-linux's
+ * `setpriv --pdeathsig KILL` sets PR_SET_PDEATHSIG and execs a shell that checks the runner is
+ * still its parent (closing the window between fork and prctl) and execs QEMU, so the child's pid
+ * is QEMU's. Without setpriv, QEMU is started directly: `warning` says what that costs.
+ */
+export function qemuCommand(args: readonly string[], qemu: string, setpriv: string | undefined, runnerPid: number): {
+  file: string;
+  args: string[];
+  warning?: string;
+} {
+  if (setpriv === undefined) {
+    return {
+      file: qemu,
+      args: [...args],
+      warning: 'setpriv (util-linux) not found: if this runner is killed, QEMU lives on until the guest powers off at --timeout',
+    };
+  }
+  const script = 'test "$PPID" = "$1" || exit 125; shift; exec "$@"';
+  return { file: setpriv, args: ['--pdeathsig', 'KILL', '/bin/sh', '-c', script, 'sh', String(runnerPid), qemu, ...args] };
+}
+
+/**
  * How a boot ended. `kvm-failed` only happens when a KVM handshake was requested: QEMU said KVM
  * failed, ended, or showed no sign of the guest's /init within the handshake window.
  */
@@ -66,6 +88,8 @@ export interface BootOptions {
   /** Called when the guest's /init starts and when the command starts (ms since spawn). */
   onInit?: (ms: number) => void;
   onReady?: (ms: number) => void;
+  /** Told when QEMU cannot be tied to this process's life (no setpriv). */
+  onWarning?: (message: string) => void;
 }
 
 /** What bootQemu() resolves to. */
@@ -92,7 +116,9 @@ export function bootQemu(config: QemuConfig, nonce: string, opts: BootOptions): 
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const parser = new ConsoleParser(nonce);
-    const child = spawn(toolPath('qemu-system-x86_64'), qemuArgs(config), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = qemuCommand(qemuArgs(config), toolPath('qemu-system-x86_64'), findExecutableOnPath('setpriv'), process.pid);
+    if (cmd.warning !== undefined) opts.onWarning?.(cmd.warning);
+    const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let bootMs: number | undefined;
     /** Why we killed QEMU, if we did; the first reason wins. */
