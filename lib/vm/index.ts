@@ -108,7 +108,7 @@ async function boot(
       {
         kernel: image.kernel.vmlinuz, initrd: image.initrd, accel,
         memoryMiB: opts.memoryMiB ?? DEFAULT_MEMORY_MIB, cpus: opts.cpus ?? DEFAULT_CPUS,
-        append: kernelCmdline(runDir, nonce),
+        append: kernelCmdline(runDir, nonce, remainingMs(deadlineMs, Date.now()) / 1000),
       },
       nonce,
       {

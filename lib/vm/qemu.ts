@@ -25,9 +25,14 @@ export interface QemuConfig {
   append: string;
 }
 
-/** The guest kernel's command line; `runDir` must not contain whitespace (checked by the caller). */
-export function kernelCmdline(runDir: string, nonce: string): string {
-  return ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
+/**
+ * The guest kernel's command line; `runDir` must not contain whitespace (checked by the caller).
+ * `timeoutSec` is what is left of the run's bound: the guest's /init powers off when it passes,
+ * counted from its own start, so the guest ends even when no runner is left to kill QEMU.
+ */
+export function kernelCmdline(runDir: string, nonce: string, timeoutSec?: number): string {
+  const timeout = timeoutSec !== undefined ? [`es.timeout=${Math.max(1, Math.ceil(timeoutSec))}`] : [];
+  return ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', ...timeout, `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
 }
 
 /** QEMU's argv for `c`; nothing in it reads the terminal. */

@@ -45,9 +45,9 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 /** Starts the runner on a command that prints `marker` and sleeps; resolves once the marker shows. */
-function startRunner(marker: string): Promise<{ runner: ChildProcess; exited: Promise<{ code: number | null; signal: string | null }> }> {
+function startRunner(marker: string, timeoutSec = 150): Promise<{ runner: ChildProcess; exited: Promise<{ code: number | null; signal: string | null }> }> {
   return new Promise((resolve, reject) => {
-    const runner = spawn(process.execPath, [bin, 'vm', '-q', '--no-vkms', '--timeout', '150', '--', 'sh', '-c', `echo ${marker}; sleep 120`], {
+    const runner = spawn(process.execPath, [bin, 'vm', '-q', '--no-vkms', '--timeout', String(timeoutSec), '--', 'sh', '-c', `echo ${marker}; sleep 120`], {
       cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: string | null }>((r) => runner.on('exit', (code, signal) => r({ code, signal })));
@@ -89,4 +89,22 @@ describe('vm runner: no QEMU outlives it', function () {
       if (signal === 'SIGHUP') expect(end.code, 'the runner exits 128 + SIGHUP').to.equal(129);
     });
   }
+
+  it('the guest powers off at --timeout by itself while the runner is stopped (SIGSTOP)', async () => {
+    const timeoutSec = 25;
+    const started = Date.now();
+    const { runner, exited } = await startRunner(`orphan-check-SIGSTOP-${process.pid}`, timeoutSec);
+    const pid = runner.pid as number;
+    const qemu = qemuOfRunner(pid);
+    leftovers.push(pid, ...qemu);
+    expect(qemu, 'the QEMU of this run').to.have.lengthOf(1);
+    runner.kill('SIGSTOP');
+    // The guest counts from its /init, a few seconds after the host's start: allow a generous margin.
+    const gone = await until(() => !running(qemu[0] as number), timeoutSec * 1000 + 30_000 - (Date.now() - started));
+    const after = Date.now() - started;
+    runner.kill('SIGKILL');
+    await exited;
+    expect(gone, `QEMU ${qemu[0]} still runs ${Math.round(after / 1000)} s into a ${timeoutSec} s run with its runner stopped`).to.equal(true);
+    expect(after, 'the guest ends no earlier than the bound').to.be.at.least(timeoutSec * 1000);
+  });
 });

@@ -196,6 +196,8 @@ describe('vm runner', () => {
       expect(tcg).to.not.include('-nographic');
       expect(tcg[tcg.indexOf('-append') + 1]).to.match(/^console=ttyS0 quiet loglevel=3 panic=-1 .*es\.run=\/c\/runs\/1-ab es\.nonce=ab$/);
       expect(qemuArgs({ ...base, accel: 'kvm' }).join(' ')).to.contain('-accel kvm -cpu host');
+      expect(kernelCmdline('/r', 'ab', 12.2)).to.contain(' es.timeout=13 ');
+      expect(kernelCmdline('/r', 'ab', 0)).to.contain(' es.timeout=1 ');
     });
   });
 
