@@ -6,8 +6,10 @@ import { parseVmArgs, UsageError, VM_USAGE } from './args';
 import { resolveEnvSpecs } from './guest-env';
 import { runInVm, VmSetupError } from './index';
 
-/** Exit statuses for a run interrupted by SIGINT / SIGTERM (128 + signal number, as shells do). */
-const SIGNAL_EXIT: Readonly<Record<'SIGINT' | 'SIGTERM', number>> = { SIGINT: 130, SIGTERM: 143 };
+/** Exit statuses for a run interrupted by a signal (128 + signal number, as shells do). */
+const SIGNAL_EXIT = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT;
+const STOP_SIGNALS = Object.keys(SIGNAL_EXIT) as StopSignal[];
 
 async function runVm(argv: readonly string[]): Promise<number> {
   let options;
@@ -23,10 +25,15 @@ async function runVm(argv: readonly string[]): Promise<number> {
     return 0;
   }
 
-  // Ctrl-C or a TERM kills the VM (it would otherwise keep running) and ends with 128 + signal.
+  // Ctrl-C, a TERM or a HUP (the terminal closed) kills the VM and ends with 128 + signal. QEMU
+  // also dies by itself if we are SIGKILLed (PR_SET_PDEATHSIG, see qemu.ts).
   const interrupted = new AbortController();
-  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => interrupted.abort(signal);
-  const handlers = (['SIGINT', 'SIGTERM'] as const).map((s) => [s, () => onSignal(s)] as const);
+  const onSignal = (signal: StopSignal): void => {
+    // After a HUP the terminal may be gone: a failed write must not crash us before QEMU is killed.
+    if (signal === 'SIGHUP') process.stderr.on('error', () => undefined);
+    interrupted.abort(signal);
+  };
+  const handlers = STOP_SIGNALS.map((s) => [s, () => onSignal(s)] as const);
   for (const [s, h] of handlers) process.once(s, h);
   try {
     const result = await runInVm({
@@ -43,9 +50,9 @@ async function runVm(argv: readonly string[]): Promise<number> {
     return result.exitCode;
   } catch (err) {
     const reason: unknown = interrupted.signal.reason;
-    if (interrupted.signal.aborted && (reason === 'SIGINT' || reason === 'SIGTERM')) {
+    if (interrupted.signal.aborted && STOP_SIGNALS.includes(reason as StopSignal)) {
       process.stderr.write(`[explicit-sync vm] interrupted (${reason}); killed the VM\n`);
-      return SIGNAL_EXIT[reason];
+      return SIGNAL_EXIT[reason as StopSignal];
     }
     if (err instanceof VmSetupError) {
       process.stderr.write(`${err.message.split('\n').map((line) => `[explicit-sync vm] ${line}`).join('\n')}\n`);

@@ -14,6 +14,7 @@ import type { ExtraModule } from './initramfs';
 import type { ProvisionContext } from './kernel';
 import { checkTools, ensureKernel, ensureVmImage, VmSetupError, type VmImage } from './provision';
 import { bootQemu, kernelCmdline, type Accel, type BootResult } from './qemu';
+import { rewriteLocalNpx } from './npx';
 import { ensureVkms } from './vkms';
 
 export { VmSetupError } from './provision';
@@ -108,7 +109,7 @@ async function boot(
       {
         kernel: image.kernel.vmlinuz, initrd: image.initrd, accel,
         memoryMiB: opts.memoryMiB ?? DEFAULT_MEMORY_MIB, cpus: opts.cpus ?? DEFAULT_CPUS,
-        append: kernelCmdline(runDir, nonce),
+        append: kernelCmdline(runDir, nonce, remainingMs(deadlineMs, Date.now()) / 1000),
       },
       nonce,
       {
@@ -120,6 +121,7 @@ async function boot(
           if (accel === 'kvm' && plan.fallback) writeVerdict(verdictPath, 'ok');
         },
         onReady: (ms) => progress(`guest up in ${formatSeconds(ms)}`),
+        onWarning: (message) => void process.stderr.write(`${TAG} warning: ${message}\n`),
       },
     );
   };
@@ -198,8 +200,10 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
   const nonce = randomBytes(8).toString('hex');
   // The command sees a tty exactly when our own output goes to one.
   const tty = options.onOutput === undefined && process.stdout.isTTY === true;
+  const npx = rewriteLocalNpx(options.command, cwd);
+  if (npx !== undefined) progress(npx.note);
   const script = renderRunScript({
-    command: options.command,
+    command: npx?.command ?? options.command,
     cwd,
     env: selectGuestEnv(process.env, { EXPLICIT_SYNC_VM_VKMS: extras.length > 0 ? '1' : '0', ...options.env }),
     tty,

@@ -53,11 +53,17 @@ mount -t sysfs sysfs /sys || fail "cannot mount /sys"
 for m in ${modules.join(' ')}; do
   insmod /lib/modules/$m.ko || fail "cannot load module $m"
 done
-run= nonce=
+run= nonce= timeout=
 for arg in $(cat /proc/cmdline); do
-  case $arg in es.run=*) run=\${arg#es.run=} ;; es.nonce=*) nonce=\${arg#es.nonce=} ;; esac
+  case $arg in es.run=*) run=\${arg#es.run=} ;; es.nonce=*) nonce=\${arg#es.nonce=} ;; es.timeout=*) timeout=\${arg#es.timeout=} ;; esac
 done
 [ -n "$run" ] && [ -n "$nonce" ] || fail "es.run= or es.nonce= missing from the kernel command line"
+# The guest enforces the run's bound itself, even when the host runner is gone (killed, stopped):
+# at es.timeout seconds after /init started, report status 124 (as timeout(1)) and power off.
+# The host's own timer normally fires first (it started counting before the guest booted).
+case $timeout in ''|*[!0-9]*) ;; *)
+  { sleep $timeout; echo; echo "explicit-sync init: the run's --timeout passed in the guest; powering off"; echo "${exitMarker('$nonce', '124')}"; off; } &
+esac
 R=/mnt/root
 # cache=loose: the guest caches the host tree, which must not change while the command runs
 # (2-4x faster module loading than no cache; npx went from minutes to seconds).

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { ConsoleParser } from './console';
 import { POWEROFF_GRACE_MS, remainingMs, timerDelay } from './deadline';
-import { toolPath } from './tools';
+import { findExecutableOnPath, toolPath } from './tools';
 
 /** The QEMU accelerator. */
 export type Accel = 'kvm' | 'tcg';
@@ -25,9 +25,14 @@ export interface QemuConfig {
   append: string;
 }
 
-/** The guest kernel's command line; `runDir` must not contain whitespace (checked by the caller). */
-export function kernelCmdline(runDir: string, nonce: string): string {
-  return ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
+/**
+ * The guest kernel's command line; `runDir` must not contain whitespace (checked by the caller).
+ * `timeoutSec` is what is left of the run's bound: the guest's /init powers off when it passes,
+ * counted from its own start, so the guest ends even when no runner is left to kill QEMU.
+ */
+export function kernelCmdline(runDir: string, nonce: string, timeoutSec?: number): string {
+  const timeout = timeoutSec !== undefined ? [`es.timeout=${Math.max(1, Math.ceil(timeoutSec))}`] : [];
+  return ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', ...timeout, `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
 }
 
 /** QEMU's argv for `c`; nothing in it reads the terminal. */
@@ -42,6 +47,28 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-device', 'virtio-gpu-pci',
   ];
+}
+
+/**
+ * How QEMU is started so that it dies with the runner, even a SIGKILLed one: util-linux's
+ * `setpriv --pdeathsig KILL` sets PR_SET_PDEATHSIG and execs a shell that checks the runner is
+ * still its parent (closing the window between fork and prctl) and execs QEMU, so the child's pid
+ * is QEMU's. Without setpriv, QEMU is started directly: `warning` says what that costs.
+ */
+export function qemuCommand(args: readonly string[], qemu: string, setpriv: string | undefined, runnerPid: number): {
+  file: string;
+  args: string[];
+  warning?: string;
+} {
+  if (setpriv === undefined) {
+    return {
+      file: qemu,
+      args: [...args],
+      warning: 'setpriv (util-linux) not found: if this runner is killed, QEMU lives on until the guest powers off at --timeout',
+    };
+  }
+  const script = 'test "$PPID" = "$1" || exit 125; shift; exec "$@"';
+  return { file: setpriv, args: ['--pdeathsig', 'KILL', '/bin/sh', '-c', script, 'sh', String(runnerPid), qemu, ...args] };
 }
 
 /**
@@ -66,6 +93,8 @@ export interface BootOptions {
   /** Called when the guest's /init starts and when the command starts (ms since spawn). */
   onInit?: (ms: number) => void;
   onReady?: (ms: number) => void;
+  /** Told when QEMU cannot be tied to this process's life (no setpriv). */
+  onWarning?: (message: string) => void;
 }
 
 /** What bootQemu() resolves to. */
@@ -92,7 +121,9 @@ export function bootQemu(config: QemuConfig, nonce: string, opts: BootOptions): 
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const parser = new ConsoleParser(nonce);
-    const child = spawn(toolPath('qemu-system-x86_64'), qemuArgs(config), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = qemuCommand(qemuArgs(config), toolPath('qemu-system-x86_64'), findExecutableOnPath('setpriv'), process.pid);
+    if (cmd.warning !== undefined) opts.onWarning?.(cmd.warning);
+    const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let bootMs: number | undefined;
     /** Why we killed QEMU, if we did; the first reason wins. */

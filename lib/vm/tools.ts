@@ -47,6 +47,11 @@ function isExecutableFile(file: string): boolean {
 
 const searchDirs = (): string[] => [...(process.env['PATH'] ?? '').split(':'), ...EXTRA_DIRS];
 
+/** Absolute path of `name` on $PATH (and the sbin directories), or undefined. */
+export function findExecutableOnPath(name: string): string | undefined {
+  return findExecutable(name, searchDirs(), isExecutableFile);
+}
+
 /** Absolute path of a required tool, or the bare name if it cannot be found (spawn then fails). */
 export function toolPath(name: string): string {
   return findExecutable(name, searchDirs(), isExecutableFile) ?? name;

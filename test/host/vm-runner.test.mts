@@ -12,6 +12,7 @@ import { moduleLoadOrder, parseModinfo } from '../../dist/vm/modules.js';
 import { kernelCmdline, qemuArgs } from '../../dist/vm/qemu.js';
 import { cacheRoot } from '../../dist/vm/cache.js';
 import { findExecutable, isStaticElf } from '../../dist/vm/tools.js';
+import { rewriteLocalNpx, type PackageJson } from '../../dist/vm/npx.js';
 
 function expectUsageError(fn: () => unknown): void {
   expect(fn).to.throw(UsageError);
@@ -196,6 +197,30 @@ describe('vm runner', () => {
       expect(tcg).to.not.include('-nographic');
       expect(tcg[tcg.indexOf('-append') + 1]).to.match(/^console=ttyS0 quiet loglevel=3 panic=-1 .*es\.run=\/c\/runs\/1-ab es\.nonce=ab$/);
       expect(qemuArgs({ ...base, accel: 'kvm' }).join(' ')).to.contain('-accel kvm -cpu host');
+      expect(kernelCmdline('/r', 'ab', 12.2)).to.contain(' es.timeout=13 ');
+      expect(kernelCmdline('/r', 'ab', 0)).to.contain(' es.timeout=1 ');
+    });
+  });
+
+  describe('rewriteLocalNpx()', () => {
+    const pkgs = new Map<string, PackageJson>([['/co', { name: 'explicit-sync', bin: { 'explicit-sync': 'bin/explicit-sync.js' } }],
+      ['/other', { name: '@s/tool', bin: 'cli.js' }]]);
+    const read = (dir: string): PackageJson | undefined => pkgs.get(dir);
+    const noModules = (): boolean => false;
+    it('runs a bin of the local package with node, from the package or a folder inside it', () => {
+      expect(rewriteLocalNpx(['npx', 'explicit-sync', 'doctor'], '/co', read, noModules)?.command)
+        .to.deep.equal(['node', '/co/bin/explicit-sync.js', 'doctor']);
+      expect(rewriteLocalNpx(['npm', 'exec', '--yes', '--', 'explicit-sync', 'vm', '--help'], '/co/test/host', read, noModules)?.command)
+        .to.deep.equal(['node', '/co/bin/explicit-sync.js', 'vm', '--help']);
+      expect(rewriteLocalNpx(['npx', '-y', 'tool'], '/other', read, noModules)?.command).to.deep.equal(['node', '/other/cli.js']);
+    });
+    it('leaves other commands alone', () => {
+      for (const command of [['node', 'x.js'], ['npx', 'mocha'], ['npx', '--package=x', 'explicit-sync'], ['npx']]) {
+        expect(rewriteLocalNpx(command, '/co', read, noModules), command.join(' ')).to.equal(undefined);
+      }
+      expect(rewriteLocalNpx(['npx', 'explicit-sync'], '/elsewhere', read, noModules)).to.equal(undefined);
+      // npm's prefix stops at a folder with node_modules, as npm's own does.
+      expect(rewriteLocalNpx(['npx', 'explicit-sync'], '/co/sub', read, (d) => d === '/co/sub')).to.equal(undefined);
     });
   });
 
