@@ -45,6 +45,7 @@ async function runVm(argv: readonly string[]): Promise<number> {
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
       vkms: options.vkms,
+      ...(process.env.EXPLICIT_SYNC_VM_FAULT === 'boot-panic' ? { faultFirstBoot: 'boot-panic' as const } : {}),
       signal: interrupted.signal,
     });
     return result.exitCode;
