@@ -32,6 +32,8 @@ function build() {
     [process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), ...native]],
     [process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']],
     [process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json']],
+    // The README's snippets, type-checked against the build and compiled for test/vm/readme.
+    [process.execPath, [join(root, 'scripts', 'readme-snippets.mjs')]],
   ]) {
     const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
     if (r.status !== 0) {

@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+// Extracts the README's TypeScript/JavaScript snippets into programs the kernel suite runs
+// (test/vm/readme.test.mts), so that the README cannot rot: each becomes
+// dist-test/readme/NN-<section>.mjs, type-checked and compiled by tsc against the built package.
+//
+// A snippet may need things it does not show (a client's fd, a device): an HTML comment right
+// before the block gives them, and one right after checks what the snippet claims:
+//
+//   <!-- readme-test: setup
+//   const fd = …;
+//   -->
+//   ```ts
+//   …the snippet…
+//   ```
+//   <!-- readme-test: check
+//   if (…) throw new Error('…');
+//   -->
+//
+// A block that cannot run says why: `<!-- readme-test: skip <reason> -->` right before it.
+// Every ts/js/mjs block is run or skipped with a reason; dist-test/readme/index.json lists them.
+//
+//   node scripts/readme-snippets.mjs [--no-compile]
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const LANGS = new Set(['ts', 'typescript', 'js', 'mjs', 'javascript']);
+
+/**
+ * The README's code blocks in ts/js with their annotations.
+ * @returns {{ line: number, section: string, code: string, setup: string, check: string, skip: string | undefined }[]}
+ */
+export function extractSnippets(markdown) {
+  const lines = markdown.split('\n');
+  const snippets = [];
+  let section = 'top';
+  let pending = { setup: '', skip: undefined };
+  /** The snippet whose block just closed, while only blank lines followed it. */
+  let justClosed;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const heading = /^#{1,6}\s+(.*)$/.exec(line);
+    if (heading) {
+      section = heading[1].trim();
+      pending = { setup: '', skip: undefined };
+      justClosed = undefined;
+      continue;
+    }
+    const skip = /^\s*<!--\s*readme-test:\s*skip\s+(.*?)\s*-->\s*$/.exec(line);
+    if (skip) {
+      pending.skip = skip[1];
+      continue;
+    }
+    const block = /^\s*<!--\s*readme-test:\s*(setup|check)\s*$/.exec(line);
+    if (block) {
+      const end = lines.findIndex((l, j) => j > i && l.trim() === '-->');
+      if (end < 0) throw new Error(`README.md:${i + 1}: readme-test comment without a closing --> line`);
+      const body = lines.slice(i + 1, end).join('\n');
+      if (block[1] === 'setup') pending.setup = body;
+      else if (justClosed !== undefined) justClosed.check = body;
+      else throw new Error(`README.md:${i + 1}: a check comment must follow a code block`);
+      justClosed = undefined;
+      i = end;
+      continue;
+    }
+    // A fence may be indented (a block inside a list item): its lines lose that indentation.
+    const fence = /^(\s*)```(\w*)\s*$/.exec(line);
+    if (fence) {
+      const indent = fence[1];
+      const end = lines.indexOf(`${indent}\`\`\``, i + 1);
+      if (end < 0) throw new Error(`README.md:${i + 1}: unterminated code block`);
+      if (LANGS.has(fence[2])) {
+        const code = lines.slice(i + 1, end).map((l) => (l.startsWith(indent) ? l.slice(indent.length) : l)).join('\n');
+        justClosed = { line: i + 1, section, code, setup: pending.setup, check: '', skip: pending.skip };
+        snippets.push(justClosed);
+      } else justClosed = undefined;
+      pending = { setup: '', skip: undefined };
+      i = end;
+      continue;
+    }
+    if (line.trim() !== '') {
+      pending = { setup: '', skip: pending.skip };
+      justClosed = undefined;
+    }
+  }
+  return snippets;
+}
+
+function slug(text) {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'section';
+}
+
+function main() {
+  const snippets = extractSnippets(readFileSync(join(root, 'README.md'), 'utf8'));
+  const src = join(root, 'dist-test', 'readme-src');
+  const out = join(root, 'dist-test', 'readme');
+  rmSync(src, { recursive: true, force: true });
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(src, { recursive: true });
+  mkdirSync(out, { recursive: true });
+  const index = snippets.map((s, n) => {
+    const name = `${String(n + 1).padStart(2, '0')}-${slug(s.section)}`;
+    const entry = { line: s.line, section: s.section, skip: s.skip ?? null, file: s.skip ? null : `${name}.mjs` };
+    if (!s.skip) {
+      // One module: setup, the snippet as printed, then the check, in one scope (so `using`
+      // declarations of the snippet are still open when the check runs). Import lines go first,
+      // so that a setup may open a function that the check closes (a snippet that `return`s).
+      const body = [s.setup, s.code, s.check].join('\n').split('\n');
+      const isImport = (l) => /^import\s.*\sfrom\s+'[^']+';\s*(\/\/.*)?$/.test(l);
+      writeFileSync(
+        join(src, `${name}.mts`),
+        [`// README.md line ${s.line} (${s.section}): generated by scripts/readme-snippets.mjs`,
+          ...body.filter(isImport), ...body.map((l) => (isImport(l) ? '' : l)), 'export {};', ''].join('\n'),
+      );
+    }
+    return entry;
+  });
+  writeFileSync(join(out, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  writeFileSync(
+    join(src, 'tsconfig.json'),
+    JSON.stringify({
+      extends: '../../tsconfig.json',
+      compilerOptions: { rootDir: '.', outDir: '../readme', declaration: false, sourceMap: false, noUnusedLocals: false, types: ['node'] },
+      include: ['*.mts'],
+    }),
+  );
+  if (process.argv.includes('--no-compile')) return;
+  if (index.every((e) => e.file === null)) return;
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(src, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('README snippets: tsc failed (the generated sources are in dist-test/readme-src)');
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();
