@@ -102,6 +102,34 @@ describe('VgemDevice (kernel)', () => {
     });
   });
 
+  describe('what vgem does on its own (README: "vgem: fences you signal yourself")', () => {
+    it('a fence nobody signals completes after ~10 s without an error; signal() then says it already was', async function () {
+      this.timeout(60_000);
+      using dev = VgemDevice.open();
+      using buf = dev.createBuffer({ width: 4, height: 4 });
+      using dma = buf.exportDmaBuf();
+      const fence = buf.attachFence({ write: true });
+      using sf = dma.exportSyncFile('read');
+      const t0 = performance.now();
+      await sf.wait({ timeoutMs: 30_000 });
+      const ms = performance.now() - t0;
+      expect(ms).to.be.greaterThan(8_000); // VGEM_FENCE_TIMEOUT is 10 s; the wait started just after
+      expect(sf.info()).to.include({ status: 'signaled', error: undefined });
+      expect(fence.signal()).to.equal(false); // the kernel answers ETIMEDOUT
+      expect(fence.signaled).to.equal(true);
+    });
+    it('closing the device completes its pending fences, also without an error', () => {
+      const dev = VgemDevice.open();
+      const buf = dev.createBuffer({ width: 4, height: 4 });
+      using dma = buf.exportDmaBuf();
+      buf.attachFence({ write: true });
+      using sf = dma.exportSyncFile('read');
+      expect(sf.isSignaled()).to.equal(false);
+      dev.close();
+      expect(sf.info()).to.include({ status: 'signaled', error: undefined });
+    });
+  });
+
   describe('VgemDevice#close()', () => {
     it('ends its buffers and fences (ClosedError), and vgem signals the pending fences', () => {
       const dev = VgemDevice.open();
