@@ -623,7 +623,6 @@ export class KmsAtomicRequest implements Disposable {
    *   a sync file in it is closed.
    */
   commit(options?: KmsCommitOptions): KmsCommitResult {
-    this.#open('DRM_IOCTL_MODE_ATOMIC');
     const o = toOptions(options, COMMIT_KEYS);
     // The flip's bound: parsed (and refused without a flip event) before the ioctl.
     const flipWait = parseWait({ signal: o.signal, timeoutMs: o.timeoutMs, deadline: o.deadline }, { keys: FLIP_WAIT_KEYS });
@@ -631,6 +630,7 @@ export class KmsAtomicRequest implements Disposable {
       for (const key of ['signal', 'timeoutMs', 'deadline'] as const)
         if (o[key] !== undefined)
           throw new InvalidArgValueError(`options.${key}`, 'bounds the wait for the flip, and needs pageFlipEvent: true', o[key]);
+    this.#open('DRM_IOCTL_MODE_ATOMIC');
     const flags =
       (o.testOnly ? K.ATOMIC_TEST_ONLY : 0) |
       (o.nonblock ? K.ATOMIC_NONBLOCK : 0) |

@@ -365,7 +365,7 @@ export class SyncFile extends FdResource {
       if (!Number.isFinite(deadline) || deadline < 0 || deadline > MAX_DEADLINE_AHEAD_MS)
         throw new OutOfRangeError(
           'deadline',
-          `a finite number >= 0 and <= ${MAX_DEADLINE_AHEAD_MS} (ms from now, 10 years; a wall-clock time such as Date.now() is not a deadline)`,
+          `a finite number >= 0 and <= ${MAX_DEADLINE_AHEAD_MS} (ms from now: 10 years). A wall-clock time such as Date.now() is not a deadline: pass ms from now, or a bigint monotonicNow() + ms * 1_000_000n`,
           deadline,
         );
       ns = toDeadline(deadline, 'deadline', monotonicNow() + BigInt(Math.round(deadline * 1e6)));

@@ -136,8 +136,9 @@ export class Timeline extends SyncobjResource {
    */
   signal(point: bigint | number, options?: PointOrderOptions): void {
     const p = toSignalPoint(point);
+    const unordered = toAllowUnordered(options);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL');
-    if (!toAllowUnordered(options)) this.#checkOrder(fd, p, 'point');
+    if (!unordered) this.#checkOrder(fd, p, 'point');
     native.syncobjTimelineSignal(fd, this.liveHandle, p);
     this.#queue?.poke();
   }

@@ -140,17 +140,18 @@ function editDistance(a: string, b: string): number {
 
 /**
  * The allowed key closest to `key`: one equal to it but for case first, then the nearest by edit
- * distance when that is at most a third of its length (at least 2). Undefined when none is close.
+ * distance (ignoring case) when that is at most a third of the longer name's length (at least 2).
+ * Undefined when none is close.
  */
 export function nearestKey(key: string, allowed: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
   const sameCase = allowed.find((k) => k.toLowerCase() === lower);
   if (sameCase !== undefined) return sameCase;
   let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  let bestDistance = Infinity;
   for (const k of allowed) {
     const d = editDistance(lower, k.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [k, d];
+    if (d <= Math.max(2, Math.floor(Math.max(key.length, k.length) / 3)) && d < bestDistance) [best, bestDistance] = [k, d];
   }
   return best;
 }

@@ -350,7 +350,11 @@ describe('bad input (kernel)', function () {
         ...timeoutCases('SyncFile#wait({ timeoutMs: $ })', (v) => sf.wait({ timeoutMs: v as number }), true),
         { name: 'SyncFile#wait({ signal: {} })', run: () => sf.wait({ signal: {} as AbortSignal }), expect: TYPE, async: true },
         { name: "SyncFile#wait({ ref: 'no' })", run: () => sf.wait({ ref: 'no' as unknown as boolean }), expect: TYPE, async: true },
-        ...timeoutCases('SyncFile#waitSync($)', (v) => sf.waitSync(v as number)),
+        // A bare number is still { timeoutMs }; an object is the options ({} waits: not a bad input).
+        ...timeoutCases('SyncFile#waitSync($)', (v) => sf.waitSync(v as number)).filter((c) => c.name !== 'SyncFile#waitSync({})'),
+        ...timeoutCases('SyncFile#waitSync({ timeoutMs: $ })', (v) => sf.waitSync({ timeoutMs: v as number })),
+        { name: 'SyncFile#waitSync({ timeoutMS: 5 })', run: () => sf.waitSync({ timeoutMS: 5 } as never), expect: VALUE },
+        { name: 'SyncFile#wait({ timeoutMS: 5 })', run: () => sf.wait({ timeoutMS: 5 } as never), expect: VALUE, async: true },
       ]);
     });
 

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
+  AbortError,
   ClosedError,
   Device,
   ExplicitSyncError,
@@ -13,6 +14,7 @@ import {
   InvalidArgValueError,
   KmsDevice,
   SyncFile,
+  TimeoutError,
   UnsupportedError,
   VgemDevice,
   type KmsOutput,
@@ -165,6 +167,60 @@ describe('KMS on vkms (kernel)', function () {
       );
     });
 
+    it('a flip waiting on an unsignalled in-fence: its signal aborts it, timeoutMs times it out; the next flip still completes', async () => {
+      using dev = openVkms();
+      const out = modeset(dev);
+      using vgem = VgemDevice.open();
+      using buf = vgem.createBuffer({ width: 1024, height: 768 });
+      using dmaBuf = buf.exportDmaBuf();
+      using fb = dev.importFramebuffer(dmaBuf, { width: 1024, height: 768, pitch: buf.pitch });
+      using fb2 = dev.createFramebuffer({ width: 1024, height: 768 });
+      const render = buf.attachFence({ write: true });
+      try {
+        using acquire = dmaBuf.exportSyncFile('read');
+        const ac = new AbortController();
+        const r = dev.atomic().setPlane(out.plane, out.crtc, fb).inFence(out.plane, acquire)
+          .commit({ nonblock: true, pageFlipEvent: true, signal: ac.signal });
+        expect(await settlesWithin(r.flip!, 300)).to.equal(false);
+        ac.abort('user gave up');
+        const e = await shouldReject(r.flip!, AbortError);
+        expect(e.cause).to.equal('user gave up');
+        const t0 = performance.now();
+        render.signal();
+        // The aborted commit still completes in the kernel; its late event is dropped.
+        const next = dev.atomic().setPlane(out.plane, out.crtc, fb2).commit({ pageFlipEvent: true, deadline: monotonicNow() + 10_000_000_000n });
+        const [flip] = await next.flip!;
+        expect(flip!.crtcId).to.equal(out.crtc.id);
+        expect(performance.now() - t0).to.be.below(10_000);
+      } finally {
+        render.signal();
+      }
+    });
+
+    it('a flip bounded by timeoutMs rejects with TimeoutError (syscall poll, operation page flip) when its in-fence holds it', async () => {
+      using dev = openVkms();
+      const out = modeset(dev);
+      using vgem = VgemDevice.open();
+      using buf = vgem.createBuffer({ width: 1024, height: 768 });
+      using dmaBuf = buf.exportDmaBuf();
+      using fb = dev.importFramebuffer(dmaBuf, { width: 1024, height: 768, pitch: buf.pitch });
+      const render = buf.attachFence({ write: true });
+      try {
+        using acquire = dmaBuf.exportSyncFile('read');
+        const t0 = performance.now();
+        const r = dev.atomic().setPlane(out.plane, out.crtc, fb).inFence(out.plane, acquire).outFence(out.crtc)
+          .commit({ nonblock: true, pageFlipEvent: true, timeoutMs: 300 });
+        using release = r.outFence!;
+        const e = await shouldReject(r.flip!, TimeoutError);
+        expect(performance.now() - t0).to.be.at.least(295);
+        expect([e.code, e.syscall, e.operation]).to.deep.equal(['ETIME', 'poll', 'page flip']);
+        render.signal();
+        await release.wait({ timeoutMs: 10_000 });
+      } finally {
+        render.signal();
+      }
+    });
+
     it('measures flip-to-out-fence latency over 20 nonblocking flips', async () => {
       using dev = openVkms();
       const out = modeset(dev);
@@ -244,7 +300,8 @@ describe('KMS on vkms (kernel)', function () {
       using fb2 = dev.createFramebuffer({ width: 1024, height: 768 });
       const r = dev.atomic().setPlane(out.plane, out.crtc, fb2).commit({ nonblock: true, pageFlipEvent: true });
       dev.close();
-      await shouldReject(r.flip!, ClosedError);
+      const closed = await shouldReject(r.flip!, ClosedError);
+      expect([closed.syscall, closed.operation]).to.deep.equal(['read', 'page flip']);
       shouldThrow(() => dev.atomic(), ClosedError);
       shouldThrow(() => dev.connectors(), ClosedError);
       expect(fb2.closed).to.equal(true);
