@@ -391,7 +391,8 @@ export class SyncFile extends FdResource {
    * a call the kernel rejects without effect (a non-zero pad: EINVAL where known, ENOTTY where not).
    */
   supportsDeadline(): boolean {
-    deadlineSupported ??= native.syncFileProbeDeadline(this.openFd('SYNC_IOC_SET_DEADLINE')) !== errnoNumber('ENOTTY');
+    const fd = this.openFd('SYNC_IOC_SET_DEADLINE'); // ClosedError after close(), cached answer or not
+    deadlineSupported ??= native.syncFileProbeDeadline(fd) !== errnoNumber('ENOTTY');
     return deadlineSupported;
   }
 

@@ -5,8 +5,7 @@
 // Objects that need a device are stand-ins (a prototype without state, or the fake Device): the
 // options must be refused before anything touches them.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, constants as fsc } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -29,18 +28,11 @@ import {
 } from 'explicit-sync';
 import { FlipTable, EVENT_FLIP_COMPLETE } from '../../dist/kms.js';
 import { nearestKey } from '../../dist/validate.js';
-import { settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
+import { openFifo as openFifoIn, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
 import { fakeDevice, retire } from './syncobj-fakes.mjs';
 
 let dir: string;
-let fifoCount = 0;
-
-/** A FIFO opened read-write and non-blocking: polls readable ("signalled") once written to. */
-function openFifo(): number {
-  const path = join(dir, `fifo${fifoCount++}`);
-  execFileSync('mkfifo', [path]);
-  return openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
-}
+const openFifo = (): number => openFifoIn(dir);
 
 /** A stand-in object of class C: its prototype and no state, so any use of its fields throws. */
 function standIn<T>(cls: { prototype: T }): T {

@@ -361,7 +361,10 @@ describe('bad input (kernel)', function () {
     it('DmaBuf', async () => {
       await expectAll([
         { name: 'DmaBuf#importSyncFile(a DmaBuf)', run: () => db.importSyncFile(db as unknown as SyncFile), expect: TYPE },
-        ...NOT_NUMERIC.map(([l, v]) => ({ name: `DmaBuf#importSyncFile(${l})`, run: () => db.importSyncFile(v as SyncFile), expect: TYPE })),
+        // An empty array names no sync file: ERR_INVALID_ARG_VALUE, as for Timeline#importSyncFile.
+        { name: 'DmaBuf#importSyncFile([])', run: () => db.importSyncFile([]), expect: VALUE },
+        { name: 'DmaBuf#importSyncFile([sf, {}])', run: () => db.importSyncFile([sf, {} as SyncFile]), expect: TYPE },
+        ...NOT_NUMERIC.filter(([l]) => l !== '[]').map(([l, v]) => ({ name: `DmaBuf#importSyncFile(${l})`, run: () => db.importSyncFile(v as SyncFile), expect: TYPE })),
         ...[["'rw'", 'rw'], ['1', 1], ['null', null], ["'READ'", 'READ']].flatMap(([l, v]) => [
           { name: `DmaBuf#importSyncFile(sf, ${l})`, run: () => db.importSyncFile(sf, v as 'read'), expect: VALUE },
           { name: `DmaBuf#exportSyncFile(${l})`, run: () => db.exportSyncFile(v as 'read'), expect: VALUE },
