@@ -14,7 +14,7 @@ import { constants as fsConstants, readdirSync } from 'node:fs';
 import { ExplicitSyncError, NoDeviceError } from './errors';
 import { native } from './native';
 import { FdResource } from './resource';
-import { InvalidArgTypeError, toEnum, toOptions, toPath } from './validate';
+import { InvalidArgTypeError, OptionKeys, toEnum, toOptions, toPath } from './validate';
 
 /** @internal Key of Device's fd accessor; not exported from the package. */
 export const kDeviceFd: unique symbol = Symbol('explicit-sync.deviceFd');
@@ -86,6 +86,9 @@ export interface DeviceOpenOptions {
   /** true: render nodes only; false: primary (card) nodes only; default: either, render first. */
   render?: boolean;
 }
+
+const LIST_KEYS: OptionKeys<DeviceListOptions> = { openPrimary: true };
+const OPEN_KEYS: OptionKeys<DeviceOpenOptions> = { driver: true, require: true, render: true };
 
 function nodeKind(name: string): NodeKind | undefined {
   if (/^card\d+$/.test(name)) return 'primary';
@@ -216,7 +219,7 @@ export class Device extends FdResource {
    * `{ openPrimary: true }`, which opens them (and any card node whose render node it could not).
    */
   static list(options?: DeviceListOptions): DeviceInfo[] {
-    const opts = toOptions(options);
+    const opts = toOptions(options, LIST_KEYS);
     if (opts.openPrimary !== undefined && typeof opts.openPrimary !== 'boolean')
       throw new InvalidArgTypeError('options.openPrimary', 'of type boolean', opts.openPrimary);
     let names: string[];
@@ -266,7 +269,7 @@ export class Device extends FdResource {
       const path = toPath(pathOrOptions);
       return new Device(openNode(path), path);
     }
-    const opts = toOptions(pathOrOptions, 'pathOrOptions');
+    const opts = toOptions(pathOrOptions, OPEN_KEYS, 'pathOrOptions');
     const drivers = opts.driver === undefined ? undefined : typeof opts.driver === 'string' ? [opts.driver] : opts.driver;
     if (drivers !== undefined && (!Array.isArray(drivers) || drivers.some((d) => typeof d !== 'string')))
       throw new InvalidArgTypeError('options.driver', 'a string or an array of strings', opts.driver);

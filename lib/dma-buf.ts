@@ -6,9 +6,8 @@
 import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
-import { SyncFile, toDupOption, wrongFdError } from './sync-file';
-import { InvalidArgTypeError, toEnum, toFd } from './validate';
-import type { WaitOptions } from './watcher';
+import { SyncFile, SyncFileWaitOptions, kWaitParsed, parseSyncFileWait, toDupOption, toSyncFiles, wrongFdError } from './sync-file';
+import { toEnum, toFd } from './validate';
 
 /** native/dma_buf.cc */
 interface NativeDmaBuf {
@@ -132,18 +131,27 @@ export class DmaBuf extends FdResource {
   }
 
   /**
-   * Adds the sync_file's fence to the buffer (DMA_BUF_IOCTL_IMPORT_SYNC_FILE, Linux ≥ 6.0), so that
-   * implicitly synchronised users wait for it: as a read fence with 'read' (later writers wait),
-   * as a write fence with 'write'/'readwrite' (every later user waits). The SyncFile stays yours.
+   * Adds the fence of a sync_file, or of several (an array: merged first with SYNC_IOC_MERGE, so
+   * one ioctl adds one fence that signals after all of them), to the buffer
+   * (DMA_BUF_IOCTL_IMPORT_SYNC_FILE, Linux ≥ 6.0), so that implicitly synchronised users wait for
+   * it: as a read fence with 'read' (later writers wait), as a write fence with 'write'/'readwrite'
+   * (every later user waits). The SyncFiles stay yours. Same shape as
+   * `timeline.importSyncFile(point, syncFiles, options?)`: the fence(s), then what to do with them.
    * @throws UnsupportedError (code 'ENOTTY', since '6.0') on older kernels; ClosedError when
-   *   either object is closed; ExplicitSyncError from the ioctl.
+   *   this or a SyncFile is closed; ExplicitSyncError from the ioctls.
    */
-  importSyncFile(syncFile: SyncFile, access: DmaBufAccess = 'readwrite'): void {
-    if (!(syncFile instanceof SyncFile)) throw new InvalidArgTypeError('syncFile', 'an instance of SyncFile', syncFile);
+  importSyncFile(syncFiles: SyncFile | readonly SyncFile[], access: DmaBufAccess = 'readwrite'): void {
+    const files = toSyncFiles(syncFiles);
     const flags = accessFlags(access, 'access');
     const fd = this.openFd('DMA_BUF_IOCTL_IMPORT_SYNC_FILE');
-    if (syncFile.closed) throw new ClosedError('SyncFile', 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE');
-    syncFileIoctl('DMA_BUF_IOCTL_IMPORT_SYNC_FILE', () => native.dmaBufImportSyncFile(fd, flags, syncFile.fd));
+    if (files.some((f) => f.closed)) throw new ClosedError('SyncFile', 'DMA_BUF_IOCTL_IMPORT_SYNC_FILE');
+    const merged = files.length > 1 ? SyncFile.merge(...files) : undefined;
+    try {
+      const sfd = (merged ?? files[0]!).fd;
+      syncFileIoctl('DMA_BUF_IOCTL_IMPORT_SYNC_FILE', () => native.dmaBufImportSyncFile(fd, flags, sfd));
+    } finally {
+      merged?.close();
+    }
   }
 
   /**
@@ -196,13 +204,18 @@ export class DmaBuf extends FdResource {
   /**
    * Waits on the event loop for the fences that conflict with `access` (exportSyncFile(access),
    * then SyncFile#wait(options)), then starts the CPU access session, which then has nothing left
-   * to wait for (unless a fence was attached in between). Rejects like SyncFile#wait:
-   * FenceError, TimeoutError, AbortError, ClosedError; UnsupportedError before Linux 6.0.
+   * to wait for (unless a fence was attached in between). Takes SyncFile#wait's options
+   * (`timeoutMs` or `deadline`, `signal`, `ref`, `fenceDeadline`: a deadline hint to the buffer's
+   * fences), checked before any ioctl. Rejects like SyncFile#wait: FenceError, TimeoutError,
+   * AbortError, ClosedError, TypeError/RangeError for bad options; UnsupportedError before Linux
+   * 6.0 (and for `fenceDeadline` before 6.7).
    */
-  async beginCpuAccessAsync(access: DmaBufAccess = 'readwrite', options?: WaitOptions): Promise<void> {
+  async beginCpuAccessAsync(access: DmaBufAccess = 'readwrite', options?: SyncFileWaitOptions): Promise<void> {
+    accessFlags(access, 'access');
+    const w = parseSyncFileWait(options);
     {
       using fences = this.exportSyncFile(access);
-      await fences.wait(options);
+      await fences[kWaitParsed](w);
     }
     this.beginCpuAccess(access);
   }

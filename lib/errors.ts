@@ -66,6 +66,11 @@ export interface ExplicitSyncErrorOptions {
   detail?: string;
   /** Replaces the generated message. */
   message?: string;
+  /**
+   * The library operation that failed, when it is not the system call itself: 'wait', 'waitSync',
+   * 'page flip'. `syscall` stays a real system call.
+   */
+  operation?: string;
   cause?: unknown;
 }
 
@@ -84,6 +89,12 @@ export class ExplicitSyncError extends Error {
   readonly ioctl: string | undefined;
   /** Path or other detail the call was about, when known. */
   readonly path: string | undefined;
+  /**
+   * The library operation that failed ('wait', 'waitSync', 'page flip'), when it is more than the
+   * one system call named by `syscall` (which is always a real system call: 'ioctl', 'poll',
+   * 'read', 'open', 'close', …).
+   */
+  readonly operation: string | undefined;
 
   constructor(errno: number, call: string, options: ExplicitSyncErrorOptions = {}) {
     const code = errnoCode(errno);
@@ -99,6 +110,7 @@ export class ExplicitSyncError extends Error {
     this.syscall = ioctl !== undefined ? 'ioctl' : call;
     this.ioctl = ioctl;
     this.path = detail;
+    this.operation = options.operation;
   }
 }
 
@@ -136,8 +148,15 @@ export class FenceError extends ExplicitSyncError {
 
 /** The object was closed (code 'EBADF'): used after close(), or closed while a wait was pending. */
 export class ClosedError extends ExplicitSyncError {
-  constructor(what: string, call = 'close') {
-    super(errnoNumber('EBADF'), call, { message: `EBADF: ${what} is closed` });
+  /**
+   * @param call The system call (or ioctl name) that could not be made.
+   * @param operation The library operation, when more than that call ('wait', 'page flip').
+   */
+  constructor(what: string, call = 'close', operation?: string) {
+    super(errnoNumber('EBADF'), call, {
+      message: `EBADF: ${what} is closed`,
+      ...(operation !== undefined ? { operation } : {}),
+    });
   }
 }
 

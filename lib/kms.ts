@@ -14,14 +14,14 @@
  * @module
  */
 import { constants as fsConstants, readdirSync } from 'node:fs';
-import { ClosedError, ExplicitSyncError, NoDeviceError, UnsupportedError } from './errors';
+import { ClosedError, ExplicitSyncError, NoDeviceError, TimeoutError, UnsupportedError } from './errors';
 import { DRI_DIR } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
 import { SyncFile } from './sync-file';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, toInt, toOptions, toPath } from './validate';
-import { FdWaitQueue } from './watcher';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toInt, toOptions, toPath } from './validate';
+import { FdWaitQueue, abortError, parseWait, setLongTimeout } from './watcher';
 
 interface NativeMode {
   clock: number; hdisplay: number; hsyncStart: number; hsyncEnd: number; htotal: number; hskew: number;
@@ -258,6 +258,9 @@ export interface KmsImportOptions {
   format?: number;
 }
 
+const DUMB_KEYS: OptionKeys<KmsDumbOptions> = { width: true, height: true, format: true };
+const IMPORT_FB_KEYS: OptionKeys<KmsImportOptions> = { width: true, height: true, pitch: true, offset: true, format: true };
+
 /**
  * A framebuffer (DRM_IOCTL_MODE_ADDFB2) over a GEM buffer of the device: a dumb buffer it
  * created, or a dma-buf it imported. close() removes it (RMFB) and frees the GEM handle; a plane
@@ -367,7 +370,26 @@ export interface KmsCommitOptions {
   allowModeset?: boolean;
   /** DRM_MODE_PAGE_FLIP_EVENT: `result.flip` resolves with one event per CRTC in the commit. */
   pageFlipEvent?: boolean;
+  /**
+   * With `pageFlipEvent`: cancels the wait for the flip (`result.flip` rejects with AbortError;
+   * the commit itself has happened, and its late event is dropped). Needs `pageFlipEvent`.
+   */
+  signal?: AbortSignal;
+  /** With `pageFlipEvent`: `result.flip` rejects with TimeoutError (code 'ETIME') after this many ms. */
+  timeoutMs?: number;
+  /** With `pageFlipEvent`: the same at an absolute CLOCK_MONOTONIC instant (bigint ns); exclusive with `timeoutMs`. */
+  deadline?: bigint;
 }
+
+const COMMIT_KEYS: OptionKeys<KmsCommitOptions> = {
+  testOnly: true, nonblock: true, allowModeset: true, pageFlipEvent: true, signal: true, timeoutMs: true, deadline: true,
+};
+/** The options of a commit that bound the wait for its flip. */
+const FLIP_WAIT_KEYS: OptionKeys<Pick<KmsCommitOptions, 'signal' | 'timeoutMs' | 'deadline'>> = {
+  signal: true, timeoutMs: true, deadline: true,
+};
+const DEST_KEYS: OptionKeys<{ x?: number; y?: number; width?: number; height?: number }> = { x: true, y: true, width: true, height: true };
+const PICK_KEYS: OptionKeys<{ mode?: string | { width: number; height: number } }> = { mode: true };
 
 /** What a commit gives back. */
 export interface KmsCommitResult {
@@ -543,7 +565,7 @@ export class KmsAtomicRequest implements Disposable {
    * destination rectangles, by default the whole framebuffer at the CRTC's top left.
    */
   setPlane(plane: KmsPlane, crtc: KmsCrtc, fb: KmsFramebuffer, dest?: { x?: number; y?: number; width?: number; height?: number }): this {
-    const d = toOptions(dest, 'dest');
+    const d = toOptions(dest, DEST_KEYS, 'dest');
     this.set(plane, 'FB_ID', fb).set(plane, 'CRTC_ID', crtc);
     this.set(plane, 'SRC_X', 0).set(plane, 'SRC_Y', 0).set(plane, 'SRC_W', fb.width * 65536).set(plane, 'SRC_H', fb.height * 65536);
     this.set(plane, 'CRTC_X', d.x ?? 0).set(plane, 'CRTC_Y', d.y ?? 0);
@@ -601,8 +623,14 @@ export class KmsAtomicRequest implements Disposable {
    *   a sync file in it is closed.
    */
   commit(options?: KmsCommitOptions): KmsCommitResult {
+    const o = toOptions(options, COMMIT_KEYS);
+    // The flip's bound: parsed (and refused without a flip event) before the ioctl.
+    const flipWait = parseWait({ signal: o.signal, timeoutMs: o.timeoutMs, deadline: o.deadline }, { keys: FLIP_WAIT_KEYS });
+    if (o.pageFlipEvent !== true)
+      for (const key of ['signal', 'timeoutMs', 'deadline'] as const)
+        if (o[key] !== undefined)
+          throw new InvalidArgValueError(`options.${key}`, 'bounds the wait for the flip, and needs pageFlipEvent: true', o[key]);
     this.#open('DRM_IOCTL_MODE_ATOMIC');
-    const o = toOptions(options, 'options');
     const flags =
       (o.testOnly ? K.ATOMIC_TEST_ONLY : 0) |
       (o.nonblock ? K.ATOMIC_NONBLOCK : 0) |
@@ -643,7 +671,7 @@ export class KmsAtomicRequest implements Disposable {
     fds.forEach((f, i) => {
       if (f >= 0) outFences.set(outFenceFor[i] as number, SyncFile.adopt(f));
     });
-    const flip = flipCrtcs !== undefined ? this.device[kAwaitFlip](userData, flipCrtcs) : undefined;
+    const flip = flipCrtcs !== undefined ? this.device[kAwaitFlip](userData, flipCrtcs, flipWait) : undefined;
     if (!o.testOnly) {
       // Done: the committed state holds its own references to the blobs it uses.
       this.#done = true;
@@ -693,7 +721,21 @@ const kNextFlip: unique symbol = Symbol('explicit-sync.kmsNextFlip');
 const kAwaitFlip: unique symbol = Symbol('explicit-sync.kmsAwaitFlip');
 
 /** A commit's flip: the CRTCs whose events it still waits for (none: the first event settles it). */
-interface PendingFlip { waiting: Set<number>; events: KmsFlipEvent[]; resolve(e: KmsFlipEvent[]): void; reject(err: Error): void }
+interface PendingFlip {
+  waiting: Set<number>;
+  events: KmsFlipEvent[];
+  resolve(e: KmsFlipEvent[]): void;
+  reject(err: Error): void;
+  /** Stops its timer and abort listener. */
+  cleanup(): void;
+}
+
+/** What bounds the wait for a flip (from the commit's options). */
+export interface FlipBound {
+  /** Relative ms; undefined: no limit. */
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
 
 /**
  * @internal The pending flips of one device, by commit (user_data), matched with the kernel's
@@ -702,16 +744,52 @@ interface PendingFlip { waiting: Set<number>; events: KmsFlipEvent[]; resolve(e:
  */
 export class FlipTable {
   readonly #flips = new Map<bigint, PendingFlip>();
+  readonly #onIdle: (() => void) | undefined;
+
+  /** `onIdle` runs when a timeout or abort leaves no flip pending (the pump can stop). */
+  constructor(onIdle?: () => void) {
+    this.#onIdle = onIdle;
+  }
 
   /** Number of commits still waiting. */
   get size(): number {
     return this.#flips.size;
   }
 
-  /** A promise for the flip events of the commit tagged `userData`: one from each of `crtcs` (or the first one, if empty). */
-  expect(userData: bigint, crtcs: Iterable<number>): Promise<KmsFlipEvent[]> {
+  /**
+   * A promise for the flip events of the commit tagged `userData`: one from each of `crtcs` (or
+   * the first one, if empty). It rejects with TimeoutError (code 'ETIME') after `bound.timeoutMs`,
+   * with AbortError when `bound.signal` aborts (at once if it already has); the commit is then
+   * forgotten and its late event dropped.
+   */
+  expect(userData: bigint, crtcs: Iterable<number>, bound: FlipBound = {}): Promise<KmsFlipEvent[]> {
     const p = new Promise<KmsFlipEvent[]>((resolve, reject) => {
-      this.#flips.set(userData, { waiting: new Set(crtcs), events: [], resolve, reject });
+      const { signal, timeoutMs } = bound;
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const entry: PendingFlip = { waiting: new Set(crtcs), events: [], resolve, reject, cleanup: () => undefined };
+      this.#flips.set(userData, entry);
+      const cancel = (err: Error): void => {
+        if (this.#flips.get(userData) !== entry) return;
+        this.#flips.delete(userData);
+        entry.cleanup();
+        reject(err);
+        if (this.#flips.size === 0) this.#onIdle?.();
+      };
+      const clearTimer =
+        timeoutMs === undefined
+          ? undefined
+          : setLongTimeout(timeoutMs, () =>
+              cancel(new TimeoutError('poll', { operation: 'page flip', message: `ETIME: the page flip did not complete within ${timeoutMs} ms` })),
+            );
+      const onAbort = signal === undefined ? undefined : (): void => cancel(abortError(signal));
+      if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true });
+      entry.cleanup = () => {
+        clearTimer?.();
+        if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+      };
     });
     // Not awaiting a flip is fine: a close that rejects it must not become an unhandled rejection.
     p.catch(() => undefined);
@@ -735,6 +813,7 @@ export class FlipTable {
     pending.waiting.delete(crtcId);
     if (pending.waiting.size === 0) {
       this.#flips.delete(e.userData);
+      pending.cleanup();
       pending.resolve(pending.events);
     }
   }
@@ -743,7 +822,10 @@ export class FlipTable {
   rejectAll(err: Error): void {
     const flips = [...this.#flips.values()];
     this.#flips.clear();
-    for (const f of flips) f.reject(err);
+    for (const f of flips) {
+      f.cleanup();
+      f.reject(err);
+    }
   }
 }
 
@@ -755,6 +837,8 @@ export interface KmsOpenOptions {
   /** Driver name, or a list (default: any card node whose driver does atomic modesetting). */
   driver?: string | readonly string[];
 }
+
+const KMS_OPEN_KEYS: OptionKeys<KmsOpenOptions> = { driver: true };
 
 const DRM_MAJOR = 226;
 const S_IFMT = 0o170000;
@@ -798,10 +882,12 @@ export class KmsDevice extends FdResource {
   /** DRM_IOCTL_VERSION's driver name ('vkms', 'i915', …). */
   readonly driver: string;
   readonly #framebuffers = new Set<KmsFramebuffer>();
-  readonly #flips = new FlipTable();
+  readonly #flips = new FlipTable(() => this.#stopPump());
   #nextFlip = 0n;
   #events: FdWaitQueue | null = null;
   #pumping = false;
+  /** Aborts the pump's pending wait when no flip is left to wait for (timed out or aborted). */
+  #pumpStop: AbortController | null = null;
   /** See {@link kPumpFault}: errno for the pump's next read, 0 for none. */
   #readFault = 0;
   /** CRTC ids, read once: a device's CRTCs are fixed when its driver registers it. */
@@ -829,7 +915,7 @@ export class KmsDevice extends FdResource {
       const path = toPath(pathOrOptions);
       return new KmsDevice(openKms(path), path);
     }
-    const opts = toOptions(pathOrOptions, 'pathOrOptions');
+    const opts = toOptions(pathOrOptions, KMS_OPEN_KEYS, 'pathOrOptions');
     const drivers = opts.driver === undefined ? undefined : typeof opts.driver === 'string' ? [opts.driver] : opts.driver;
     let names: string[] = [];
     try {
@@ -977,7 +1063,7 @@ export class KmsDevice extends FdResource {
    * @throws NoDeviceError (code 'ENODEV') when nothing is connected.
    */
   pickOutput(options?: { mode?: string | { width: number; height: number } }): KmsOutput {
-    const o = toOptions(options, 'options');
+    const o = toOptions(options, PICK_KEYS);
     const crtcs = this.crtcs();
     const planes = this.planes();
     for (const connector of this.connectors()) {
@@ -1007,7 +1093,7 @@ export class KmsDevice extends FdResource {
    * @throws ExplicitSyncError from the ioctls; ClosedError after close().
    */
   createFramebuffer(options: KmsDumbOptions): KmsFramebuffer {
-    const o = toOptions(options, 'options');
+    const o = toOptions(options, DUMB_KEYS);
     const width = toInt(o.width, 'options.width', 1, 16384);
     const height = toInt(o.height, 'options.height', 1, 16384);
     const format = o.format === undefined ? FORMAT_XRGB8888 : toInt(o.format, 'options.format', 0, 0xffffffff);
@@ -1032,7 +1118,7 @@ export class KmsDevice extends FdResource {
    */
   importFramebuffer(dmaBuf: DmaBuf, options: KmsImportOptions): KmsFramebuffer {
     if (!(dmaBuf instanceof DmaBuf)) throw new InvalidArgTypeError('dmaBuf', 'an instance of DmaBuf', dmaBuf);
-    const o = toOptions(options, 'options');
+    const o = toOptions(options, IMPORT_FB_KEYS);
     const width = toInt(o.width, 'options.width', 1, 16384);
     const height = toInt(o.height, 'options.height', 1, 16384);
     const pitch = toInt(o.pitch, 'options.pitch', 1, 0xffffffff);
@@ -1085,8 +1171,9 @@ export class KmsDevice extends FdResource {
   }
 
   /** @internal A promise for the flip events of the commit tagged `userData`: one from each of `crtcs`. */
-  [kAwaitFlip](userData: bigint, crtcs: ReadonlySet<number>): Promise<KmsFlipEvent[]> {
-    const p = this.#flips.expect(userData, crtcs);
+  [kAwaitFlip](userData: bigint, crtcs: ReadonlySet<number>, bound: FlipBound): Promise<KmsFlipEvent[]> {
+    const p = this.#flips.expect(userData, crtcs, bound);
+    if (this.#flips.size === 0) return p; // an already aborted signal: nothing to pump for
     this.#pump();
     return p;
   }
@@ -1101,13 +1188,17 @@ export class KmsDevice extends FdResource {
     const fd = this.openFd('read');
     this.#events ??= new FdWaitQueue(fd, () => native.pollIn(fd, 0), this);
     this.#pumping = true;
+    const stop = new AbortController();
+    this.#pumpStop = stop;
     const loop = (): void => {
+      if (stop.signal.aborted) return; // #stopPump() ended this pump; a new one may be running
       if (this.#flips.size === 0 || this.closed) {
         this.#pumping = false;
         return;
       }
-      this.#events!.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new Error('unreachable') }).then(
+      this.#events!.wait({ timeoutMs: undefined, signal: stop.signal, ref: true, onTimeout: () => new Error('unreachable') }).then(
         () => {
+          if (stop.signal.aborted) return;
           if (this.closed) {
             this.#pumping = false;
             return;
@@ -1123,12 +1214,24 @@ export class KmsDevice extends FdResource {
           loop();
         },
         (err: unknown) => {
+          if (stop.signal.aborted) return;
           if (this.closed) this.#pumping = false; // close() rejected the flips itself
           else this.#failFlips(err); // a poll error (ExplicitSyncError, syscall 'poll')
         },
       ).catch((err: unknown) => this.#failFlips(err));
     };
     loop();
+  }
+
+  /**
+   * Ends the pump when the last pending flip timed out or was aborted: its poll wait is dropped
+   * (the watcher is freed, nothing keeps the process alive); the next flip starts a new pump.
+   */
+  #stopPump(): void {
+    const stop = this.#pumpStop;
+    this.#pumpStop = null;
+    this.#pumping = false;
+    stop?.abort();
   }
 
   #readEvents(fd: number): NativeEvent[] {
@@ -1150,7 +1253,7 @@ export class KmsDevice extends FdResource {
   protected override beforeClose(): void {
     this.#events?.close('KmsDevice');
     this.#events = null;
-    this.#flips.rejectAll(new ClosedError(`KmsDevice ${this.path}`, 'page flip'));
+    this.#flips.rejectAll(new ClosedError(`KmsDevice ${this.path}`, 'read', 'page flip'));
     for (const fb of [...this.#framebuffers]) {
       try {
         fb.close();

@@ -3,23 +3,12 @@
  * @module
  */
 import { readlinkSync } from 'node:fs';
-import { monotonicNow } from './clock';
 import { ExplicitSyncError, FenceError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
-import {
-  I64_MAX,
-  InvalidArgTypeError,
-  InvalidArgValueError,
-  MAX_TIMEOUT_MS,
-  OutOfRangeError,
-  toAbortSignal,
-  toFd,
-  toOptions,
-  toTimeoutMs,
-  toU64,
-} from './validate';
-import { FdWaitQueue, WaitOptions } from './watcher';
+import { MAX_DEADLINE_AHEAD_MS, monotonicNow, toDeadline } from './clock';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions } from './validate';
+import { FdWaitQueue, ParsedWait, TimeOptions, WaitOptions, parseWait } from './watcher';
 
 /** What SYNC_IOC_FILE_INFO reports, as native/sync_file.cc returns it. */
 interface RawSyncFileInfo {
@@ -69,12 +58,28 @@ export function wrongFdError(fd: number, kind: string, call: string, cause?: unk
   });
 }
 
+const DUP_KEYS: OptionKeys<{ dup?: boolean }> = { dup: true };
+
 /** @internal Validates `{ dup }` options of the fromFd() factories. */
 export function toDupOption(options: { dup?: boolean } | undefined): boolean {
-  const opts = toOptions(options);
+  const opts = toOptions(options, DUP_KEYS);
   if (opts.dup !== undefined && typeof opts.dup !== 'boolean')
     throw new InvalidArgTypeError('options.dup', 'of type boolean', opts.dup);
   return opts.dup === true;
+}
+
+/**
+ * @internal One SyncFile or a non-empty array of them (the argument of the importSyncFile()
+ * calls), as an array; TypeError naming the bad element, ERR_INVALID_ARG_VALUE for an empty array.
+ */
+export function toSyncFiles(value: unknown, name = 'syncFiles'): SyncFile[] {
+  const list: unknown[] = Array.isArray(value) ? value : [value];
+  if (list.length === 0) throw new InvalidArgValueError(name, 'must name at least one SyncFile', value);
+  list.forEach((sf, i) => {
+    if (!(sf instanceof SyncFile))
+      throw new InvalidArgTypeError(Array.isArray(value) ? `${name}[${i}]` : name, 'an instance of SyncFile (or an array of them)', sf);
+  });
+  return list as SyncFile[];
 }
 
 /** A fence's state: not yet signalled, signalled, or signalled with an error. */
@@ -104,11 +109,62 @@ export interface SyncFileInfo {
   fences: FenceInfo[];
 }
 
+/** Options of {@link SyncFile.wait} and {@link DmaBuf.beginCpuAccessAsync}. */
+export interface SyncFileWaitOptions extends WaitOptions {
+  /**
+   * Only 'signaled' (the default). A sync_file always holds its fence (it is "available" from the
+   * moment it exists), so `until: 'available'` is refused with ERR_INVALID_ARG_VALUE rather than
+   * resolving at once, which would look like a wait for the signal.
+   */
+  until?: 'signaled';
+  /**
+   * Hint for the fence's driver: it should signal by this CLOCK_MONOTONIC instant (bigint ns; same
+   * bounds as `deadline`). Sent with {@link SyncFile.setDeadline} (SYNC_IOC_SET_DEADLINE) before
+   * waiting: UnsupportedError on Linux < 6.7.
+   */
+  fenceDeadline?: bigint;
+}
+
+/** Options of {@link SyncFile.waitSync}. */
+export interface SyncFileWaitSyncOptions extends TimeOptions {
+  /** Only 'signaled' (the default); see {@link SyncFileWaitOptions.until}. */
+  until?: 'signaled';
+  /** As for {@link SyncFileWaitOptions.fenceDeadline}. */
+  fenceDeadline?: bigint;
+}
+
+const WAIT_KEYS: OptionKeys<SyncFileWaitOptions> = {
+  timeoutMs: true, deadline: true, signal: true, ref: true, until: true, fenceDeadline: true,
+};
+const WAIT_SYNC_KEYS: OptionKeys<SyncFileWaitSyncOptions> = { timeoutMs: true, deadline: true, until: true, fenceDeadline: true };
+const NO_AVAILABLE =
+  "must be 'signaled' (the default): a sync_file always holds its fence, so it is 'available' from the " +
+  "start and there is nothing to wait for; drop the option to wait for the signal";
+
+/**
+ * @internal Validates the options of a sync_file wait ({@link SyncFile.wait}, or with `blocking`
+ * {@link SyncFile.waitSync}): the one wait parser, with `until: 'available'` refused.
+ */
+export function parseSyncFileWait(options: unknown, blocking = false): ParsedWait {
+  return parseWait(options, { keys: blocking ? WAIT_SYNC_KEYS : WAIT_KEYS, modes: ['signaled'], refusedMode: NO_AVAILABLE });
+}
+
+/** The timeout message of a sync_file wait. */
+function timeoutMessage(w: ParsedWait): string {
+  const bound = w.deadline !== undefined ? 'by its deadline' : `within ${w.timeoutMs} ms`;
+  return `ETIME: sync_file did not signal ${bound}`;
+}
+
+/** @internal Module-private key of SyncFile's wait on already parsed options (for DmaBuf). */
+export const kWaitParsed: unique symbol = Symbol('explicit-sync.syncFileWaitParsed');
+
 /** Options for {@link SyncFile.merge}. */
 export interface MergeOptions {
   /** The merged sync_file's name (at most 31 bytes). Default: empty, so the kernel derives one. */
   name?: string;
 }
+
+const MERGE_KEYS: OptionKeys<MergeOptions> = { name: true };
 
 function status(raw: number): { status: FenceStatus; error: string | undefined } {
   if (raw < 0) return { status: 'error', error: errnoCode(raw) };
@@ -253,7 +309,7 @@ export class SyncFile extends FdResource {
     others.forEach((o, i) => {
       if (!(o instanceof SyncFile)) throw new InvalidArgTypeError(`other[${i}]`, 'an instance of SyncFile', o);
     });
-    const opts = toOptions(options);
+    const opts = toOptions(options, MERGE_KEYS);
     const name = opts.name === undefined ? '' : opts.name;
     if (typeof name !== 'string') throw new InvalidArgTypeError('options.name', 'of type string', name);
     if (Buffer.byteLength(name) > 31) throw new OutOfRangeError('options.name', 'at most 31 bytes long', name);
@@ -297,22 +353,25 @@ export class SyncFile extends FdResource {
    * Tells the fence's driver when it is needed, so it can boost clocks to make it
    * (SYNC_IOC_SET_DEADLINE, Linux ≥ 6.7). A hint: nothing fails if it is missed.
    * @param deadline A bigint is an absolute CLOCK_MONOTONIC time in nanoseconds (see
-   *   {@link monotonicNow}); a number is milliseconds from now.
+   *   {@link monotonicNow}); a number is milliseconds from now. Either must lie at most 10 years
+   *   ahead ({@link MAX_DEADLINE_AHEAD_NS}): a later one is a RangeError (ERR_OUT_OF_RANGE), as it
+   *   is almost certainly a wall-clock time (`Date.now()`); 2^63 - 1 ns (no deadline) is accepted.
    * @throws UnsupportedError (code 'ENOTTY', since '6.7') on older kernels; the answer is cached.
    *   ClosedError after close().
    */
   setDeadline(deadline: bigint | number): void {
     let ns: bigint;
     if (typeof deadline === 'number') {
-      // 9e12 ms (285 years) from now stays well within the kernel's signed 64-bit nanoseconds.
-      if (!Number.isFinite(deadline) || deadline < 0 || deadline > 9e12)
-        throw new OutOfRangeError('deadline', 'a finite number >= 0 and <= 9e12 (ms from now)', deadline);
-      ns = monotonicNow() + BigInt(Math.round(deadline * 1e6));
+      if (!Number.isFinite(deadline) || deadline < 0 || deadline > MAX_DEADLINE_AHEAD_MS)
+        throw new OutOfRangeError(
+          'deadline',
+          `a finite number >= 0 and <= ${MAX_DEADLINE_AHEAD_MS} (ms from now: 10 years). A wall-clock time such as Date.now() is not a deadline: pass ms from now, or a bigint monotonicNow() + ms * 1_000_000n`,
+          deadline,
+        );
+      ns = toDeadline(deadline, 'deadline', monotonicNow() + BigInt(Math.round(deadline * 1e6)));
     } else {
-      ns = toU64(deadline, 'deadline');
+      ns = toDeadline(deadline, 'deadline');
     }
-    // The kernel reads it as a signed ktime_t: beyond 2^63 - 1 it would be a deadline in the past.
-    if (ns > I64_MAX) throw new OutOfRangeError('deadline', 'at most 2^63 - 1 ns of CLOCK_MONOTONIC (a ktime_t)', deadline);
     const fd = this.openFd('SYNC_IOC_SET_DEADLINE');
     if (deadlineSupported === false) throw deadlineUnsupported(errnoNumber('ENOTTY'));
     try {
@@ -332,32 +391,41 @@ export class SyncFile extends FdResource {
    * a call the kernel rejects without effect (a non-zero pad: EINVAL where known, ENOTTY where not).
    */
   supportsDeadline(): boolean {
-    deadlineSupported ??= native.syncFileProbeDeadline(this.openFd('SYNC_IOC_SET_DEADLINE')) !== errnoNumber('ENOTTY');
+    const fd = this.openFd('SYNC_IOC_SET_DEADLINE'); // ClosedError after close(), cached answer or not
+    deadlineSupported ??= native.syncFileProbeDeadline(fd) !== errnoNumber('ENOTTY');
     return deadlineSupported;
   }
 
   /**
    * Resolves when the fence signals; rejects with FenceError when it signalled with an error (its
    * `code` is the fence's: 'EIO', 'ECANCELED', …; the work it guards failed, so drop the buffer),
-   * with TimeoutError (code 'ETIME') after `timeoutMs`, with AbortError when `signal` aborts, with
-   * ClosedError if the SyncFile is closed first.
+   * with TimeoutError (code 'ETIME', syscall 'poll') after `timeoutMs` or at `deadline`, with
+   * AbortError when `signal` aborts, with ClosedError if the SyncFile is closed first.
+   * `fenceDeadline` is sent first with {@link setDeadline} (UnsupportedError on Linux < 6.7).
+   * `until` may only be 'signaled' (see {@link SyncFileWaitOptions.until}); any other option, or
+   * an unknown key, rejects with a TypeError/RangeError before anything is waited for.
    * An already-signalled fence resolves without arming a watcher (fast path). The fd is watched
    * with libuv on Node's event loop (one uv_poll per SyncFile, shared by all its waits): no thread
    * blocks. A pending wait keeps the process alive, like a timer; pass `ref: false` to let the
    * process exit while it is pending. Any number of waits may be pending at once.
    */
-  wait(options?: WaitOptions): Promise<void> {
-    let fd: number;
-    let timeoutMs: number | undefined;
-    let signal: AbortSignal | undefined;
-    let opts: Partial<WaitOptions>;
+  wait(options?: SyncFileWaitOptions): Promise<void> {
+    let w: ParsedWait;
     try {
-      fd = this.openFd('wait');
-      opts = toOptions(options);
-      timeoutMs = toTimeoutMs(opts.timeoutMs, 'options.timeoutMs');
-      signal = toAbortSignal(opts.signal, 'options.signal');
-      if (opts.ref !== undefined && typeof opts.ref !== 'boolean')
-        throw new InvalidArgTypeError('options.ref', 'of type boolean', opts.ref);
+      this.openFd('poll');
+      w = parseSyncFileWait(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this[kWaitParsed](w);
+  }
+
+  /** @internal {@link wait} with options parsed by {@link parseSyncFileWait}. */
+  [kWaitParsed](w: ParsedWait): Promise<void> {
+    let fd: number;
+    try {
+      fd = this.openFd('poll');
+      if (w.fenceDeadline !== undefined) this.setDeadline(w.fenceDeadline);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -371,37 +439,39 @@ export class SyncFile extends FdResource {
       this,
     );
     return this.#queue.wait({
-      timeoutMs,
-      signal,
-      ref: opts.ref !== false,
-      onTimeout: () => new TimeoutError('poll', { message: `ETIME: sync_file did not signal within ${timeoutMs} ms` }),
+      timeoutMs: w.timeoutMs,
+      signal: w.signal,
+      ref: w.ref,
+      onTimeout: () => new TimeoutError('poll', { operation: 'wait', message: timeoutMessage(w) }),
     });
   }
 
   /**
-   * Blocks the thread until the fence signals or `timeoutMs` passes (poll(2)); throws
-   * TimeoutError (code 'ETIME'), or FenceError when the fence signalled with an error.
-   * Timeouts beyond poll's int range are waited out in slices.
+   * Blocks the thread until the fence signals, or until `timeoutMs` passes or `deadline` comes
+   * (poll(2)); throws TimeoutError (code 'ETIME'), or FenceError when the fence signalled with an
+   * error. Takes the options of {@link wait} that mean something without an event loop
+   * (`timeoutMs`, `deadline`, `until`, `fenceDeadline`), like Timeline#waitSync; a bare number is
+   * still accepted as `{ timeoutMs }`. Timeouts beyond poll's int range are waited out in slices.
    * For scripts: prefer wait() in anything with an event loop.
    */
-  waitSync(timeoutMs = Infinity): void {
-    const ms = toTimeoutMs(timeoutMs);
+  waitSync(options?: SyncFileWaitSyncOptions | number): void {
+    const w = parseSyncFileWait(typeof options === 'number' ? { timeoutMs: options } : options, true);
     const fd = this.openFd('poll');
-    if (ms === undefined) {
+    if (w.fenceDeadline !== undefined) this.setDeadline(w.fenceDeadline);
+    if (w.timeoutMs === undefined) {
       while (!native.pollIn(fd, -1));
       throwIfFenceError(fd);
       return;
     }
-    const end = process.hrtime.bigint() + BigInt(Math.ceil(Math.min(ms, MAX_TIMEOUT_MS) * 1e6));
     for (;;) {
-      const left = Number(end - process.hrtime.bigint()) / 1e6;
+      const left = Number(w.absNs - monotonicNow()) / 1e6;
       if (native.pollIn(fd, Math.max(0, Math.min(POLL_MAX_MS, Math.ceil(left))))) {
         throwIfFenceError(fd);
         return;
       }
       if (left <= POLL_MAX_MS) break;
     }
-    throw new TimeoutError('poll', { message: `ETIME: sync_file did not signal within ${ms} ms` });
+    throw new TimeoutError('poll', { operation: 'waitSync', message: timeoutMessage(w) });
   }
 
   protected override beforeClose(): void {

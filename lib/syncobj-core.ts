@@ -8,20 +8,9 @@ import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from '.
 import { SyncFile, describeFd } from './sync-file';
 import { Device, kDeviceCloseHooks, kDeviceFd } from './device';
 import { NativeCore, nativeFamily } from './native';
-import {
-  I64_MAX,
-  MAX_TIMEOUT_MS,
-  InvalidArgTypeError,
-  InvalidArgValueError,
-  OutOfRangeError,
-  toAbortSignal,
-  toEnum,
-  toFd,
-  toTimeoutMs,
-  toU64,
-} from './validate';
-import { PointWaitOptions, WaitMechanism, WaitMode } from './syncobj-wait';
-import { abortError } from './watcher';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions, toTimeoutMs, toU64 } from './validate';
+import { PointWaitOptions, WaitMechanism } from './syncobj-wait';
+import { ASYNC_WAIT_KEYS, ParsedWait, SYNC_WAIT_KEYS, abortError, parseWait as parseWaitOptions } from './watcher';
 
 /** native/syncobj.cc */
 export interface NativeSyncobj extends NativeCore {
@@ -201,11 +190,11 @@ export interface ImportOptions {
   defaultTimeoutMs?: number;
 }
 
+const IMPORT_KEYS: OptionKeys<ImportOptions> = { defaultTimeoutMs: true };
+
 /** Validates import options; returns the default bound (Infinity: none). */
 export function toImportOptions(options: unknown): number {
-  if (options !== undefined && (options === null || typeof options !== 'object'))
-    throw new InvalidArgTypeError('options', 'of type object', options);
-  const o = (options ?? {}) as ImportOptions;
+  const o = toOptions(options as ImportOptions | undefined, IMPORT_KEYS);
   if (o.defaultTimeoutMs === undefined) return IMPORTED_DEFAULT_TIMEOUT_MS;
   return toTimeoutMs(o.defaultTimeoutMs, 'options.defaultTimeoutMs') ?? Infinity;
 }
@@ -339,98 +328,15 @@ export function toSignalPoint(value: unknown, name = 'point'): bigint {
   return p;
 }
 
-/** Time and cancellation options every wait takes. */
-export interface TimeOptions {
-  /** Give up after this many milliseconds (relative). Default: no limit. */
-  timeoutMs?: number;
-  /**
-   * Give up at this absolute instant: bigint nanoseconds of CLOCK_MONOTONIC (see
-   * {@link monotonicNow}). Exclusive with `timeoutMs`.
-   */
-  deadline?: bigint;
-}
-
-/** Options of the async waits. */
-export interface AsyncWaitOptions extends TimeOptions {
-  /** 'signaled' (default): the fence has signalled. 'available': a fence exists (was submitted). */
-  until?: WaitMode;
-  /** Cancels the wait: it rejects with an AbortError whose `cause` is `signal.reason`. */
-  signal?: AbortSignal;
-  /** Whether the pending wait keeps the process alive, like a timer (default true). */
-  ref?: boolean;
-  /**
-   * Hint for the fence's driver: it should signal by this CLOCK_MONOTONIC instant (bigint ns).
-   * DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE, Linux ≥ 6.8 (`device.features.waitDeadline`);
-   * UnsupportedError where missing. Applies to fences present when the wait starts.
-   */
-  fenceDeadline?: bigint;
-}
-
-/** Options of the blocking waits. */
-export interface SyncWaitOptions extends TimeOptions {
-  until?: WaitMode;
-  fenceDeadline?: bigint;
-}
-
-const MODES: readonly WaitMode[] = ['signaled', 'available'];
-
-/** Validated wait options. */
-export interface ParsedWait {
-  mode: WaitMode;
-  /** Relative ms for the event-loop timer; undefined = no limit. */
-  timeoutMs: number | undefined;
-  /** Absolute CLOCK_MONOTONIC ns for the kernel, clamped to INT64_MAX (= no limit). */
-  absNs: bigint;
-  signal: AbortSignal | undefined;
-  ref: boolean;
-  fenceDeadline: bigint | undefined;
-}
+export type { AsyncWaitOptions, ParsedWait, SyncWaitOptions, TimeOptions } from './watcher';
 
 /**
- * Validates wait options (TypeError/RangeError before any ioctl). A wait that gives neither
- * `timeoutMs` nor `deadline` is bounded by `defaultTimeoutMs` (the object's; Infinity: unbounded).
+ * Validates the options of a syncobj or timeline wait (async: {@link AsyncWaitOptions}, blocking:
+ * {@link SyncWaitOptions}) with the one wait parser. A wait that gives neither `timeoutMs` nor
+ * `deadline` is bounded by `defaultTimeoutMs` (the object's; Infinity: unbounded).
  */
 export function parseWait(options: unknown, asyncWait: boolean, defaultTimeoutMs = Infinity): ParsedWait {
-  if (options !== undefined && (options === null || typeof options !== 'object'))
-    throw new InvalidArgTypeError('options', 'of type object', options);
-  const o = (options ?? {}) as AsyncWaitOptions;
-  const mode = o.until === undefined ? 'signaled' : toEnum(o.until, 'options.until', MODES);
-  const givenTimeoutMs = toTimeoutMs(o.timeoutMs, 'options.timeoutMs');
-  const timeoutMs =
-    o.timeoutMs === undefined && o.deadline === undefined && defaultTimeoutMs !== Infinity ? defaultTimeoutMs : givenTimeoutMs;
-  if (o.deadline !== undefined && o.timeoutMs !== undefined)
-    throw new InvalidArgValueError('options.deadline', 'cannot be combined with options.timeoutMs', o.deadline);
-  if (o.deadline !== undefined && typeof o.deadline !== 'bigint')
-    throw new InvalidArgTypeError('options.deadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.deadline);
-  const deadline = o.deadline === undefined ? undefined : toU64(o.deadline, 'options.deadline');
-  // The kernel reads timeouts as a signed ktime_t; past 2^63 - 1 ns is not a time it can wait for.
-  if (deadline !== undefined && deadline > I64_MAX)
-    throw new OutOfRangeError('options.deadline', 'at most 2^63 - 1 ns of CLOCK_MONOTONIC (a ktime_t)', o.deadline);
-  if (o.fenceDeadline !== undefined && typeof o.fenceDeadline !== 'bigint')
-    throw new InvalidArgTypeError('options.fenceDeadline', 'of type bigint (CLOCK_MONOTONIC ns)', o.fenceDeadline);
-  const fenceDeadline = o.fenceDeadline === undefined ? undefined : toU64(o.fenceDeadline, 'options.fenceDeadline');
-  // The kernel reads it as a signed ktime_t: beyond 2^63 - 1 it would be a deadline in the past.
-  if (fenceDeadline !== undefined && fenceDeadline > I64_MAX)
-    throw new OutOfRangeError('options.fenceDeadline', 'at most 2^63 - 1 ns of CLOCK_MONOTONIC (a ktime_t)', o.fenceDeadline);
-  const signal = asyncWait ? toAbortSignal(o.signal, 'options.signal') : undefined;
-  if (asyncWait && o.ref !== undefined && typeof o.ref !== 'boolean')
-    throw new InvalidArgTypeError('options.ref', 'of type boolean', o.ref);
-  const now = native.clockMonotonic();
-  let absNs: bigint;
-  let relMs: number | undefined;
-  if (deadline !== undefined) {
-    absNs = deadline;
-    relMs = deadline > now ? Number(deadline - now) / 1e6 : 0;
-  } else if (timeoutMs !== undefined) {
-    absNs = now + BigInt(Math.ceil(Math.min(timeoutMs, MAX_TIMEOUT_MS) * 1e6));
-    relMs = timeoutMs;
-  } else {
-    absNs = I64_MAX;
-    relMs = undefined;
-  }
-  if (absNs > I64_MAX) absNs = I64_MAX;
-  // An absolute 0 means "poll" to the kernel, which is what a deadline in the past means too.
-  return { mode, timeoutMs: relMs, absNs, signal, ref: o.ref !== false, fenceDeadline };
+  return parseWaitOptions(options, { keys: asyncWait ? ASYNC_WAIT_KEYS : SYNC_WAIT_KEYS, defaultTimeoutMs });
 }
 
 /** The queue's per-wait options. */

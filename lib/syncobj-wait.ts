@@ -45,9 +45,10 @@ import { ClosedError, ExplicitSyncError } from './errors';
 import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
 import { MAX_TIMEOUT_MS } from './validate';
 import { abortError } from './watcher';
+import type { WaitMode } from './watcher';
 
 /** What a wait waits for: the point's fence signalled, or merely present (submitted). */
-export type WaitMode = 'signaled' | 'available';
+export type { WaitMode } from './watcher';
 
 /** How pending waits learn about progress: an eventfd armed with SYNCOBJ_EVENTFD, or a timer. */
 export type WaitMechanism = 'eventfd' | 'poll';
@@ -228,7 +229,7 @@ export class PointWaitQueue {
 
   /** Resolves once `point` is reached in `mode`; at once (no fd, no timer) when it already is. */
   wait(point: bigint, mode: WaitMode, opts: PointWaitOptions): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError('syncobj', 'wait'));
+    if (this.#closed) return Promise.reject(new ClosedError('syncobj', 'poll', 'wait'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     try {
       if (point <= this.#source.level(mode)) return Promise.resolve();
@@ -308,7 +309,7 @@ export class PointWaitQueue {
   close(what = 'syncobj'): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.rejectAll(new ClosedError(what, 'wait'));
+    this.rejectAll(new ClosedError(what, 'poll', 'wait'));
     for (const lane of Object.values(this.#lanes)) this.#closeEventFd(lane);
   }
 

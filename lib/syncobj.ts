@@ -33,7 +33,7 @@ import {
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { PointWaitQueue, WaitMode, WaitSource } from './syncobj-wait';
-import { InvalidArgTypeError, InvalidArgValueError, toOptions } from './validate';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, toOptions } from './validate';
 
 export type { AsyncWaitOptions, ImportOptions, SyncWaitOptions, SyncobjFeatures, TimeOptions } from './syncobj-core';
 export { IMPORTED_DEFAULT_TIMEOUT_MS, MAX_WAIT_ENTRIES, SyncobjResource } from './syncobj-core';
@@ -45,6 +45,8 @@ export interface CreateSyncobjOptions {
   /** Start signalled (DRM_SYNCOBJ_CREATE_SIGNALED: holds an already-signalled stub fence). */
   signaled?: boolean;
 }
+
+const CREATE_KEYS: OptionKeys<CreateSyncobjOptions> = { signaled: true };
 
 /**
  * A binary DRM syncobj (DRM_CAP_SYNCOBJ): holds at most one fence. "Signalled" means its fence has
@@ -129,7 +131,7 @@ export class Syncobj extends SyncobjResource {
     let w: ParsedWait;
     try {
       w = parseWait(options, true, this.defaultTimeoutMs);
-      this.deviceFd('wait');
+      this.deviceFd('DRM_IOCTL_SYNCOBJ_WAIT');
       checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_WAIT');
       if (w.fenceDeadline !== undefined) this.#hint(w.fenceDeadline);
     } catch (err) {
@@ -381,7 +383,7 @@ Object.defineProperty(Device.prototype, 'features', {
 });
 
 Device.prototype.createSyncobj = function createSyncobj(this: Device, options?: CreateSyncobjOptions): Syncobj {
-  const opts = toOptions(options);
+  const opts = toOptions(options, CREATE_KEYS);
   if (opts.signaled !== undefined && typeof opts.signaled !== 'boolean')
     throw new InvalidArgTypeError('options.signaled', 'of type boolean', opts.signaled);
   requireCap(this, 'syncobj', 'DRM_IOCTL_SYNCOBJ_CREATE');

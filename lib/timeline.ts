@@ -6,7 +6,7 @@
  */
 import { Device, kDeviceFd } from './device';
 import { ClosedError, ExplicitSyncError, TimeoutError } from './errors';
-import { SyncFile } from './sync-file';
+import { SyncFile, toSyncFiles } from './sync-file';
 import { Syncobj } from './syncobj';
 import {
   AVAILABLE_FLAGS,
@@ -37,7 +37,7 @@ import {
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, toAbortSignal, toOptions, toTimeoutMs } from './validate';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
 
 /** Options for {@link Timeline.query}. */
 export interface QueryOptions {
@@ -136,8 +136,9 @@ export class Timeline extends SyncobjResource {
    */
   signal(point: bigint | number, options?: PointOrderOptions): void {
     const p = toSignalPoint(point);
+    const unordered = toAllowUnordered(options);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL');
-    if (!toAllowUnordered(options)) this.#checkOrder(fd, p, 'point');
+    if (!unordered) this.#checkOrder(fd, p, 'point');
     native.syncobjTimelineSignal(fd, this.liveHandle, p);
     this.#queue?.poke();
   }
@@ -172,7 +173,7 @@ export class Timeline extends SyncobjResource {
    * @throws ClosedError.
    */
   query(options?: QueryOptions): bigint {
-    const opts = toOptions(options);
+    const opts = toOptions(options, QUERY_KEYS);
     if (opts.lastSubmitted !== undefined && typeof opts.lastSubmitted !== 'boolean')
       throw new InvalidArgTypeError('options.lastSubmitted', 'of type boolean', opts.lastSubmitted);
     return native.syncobjQuery(
@@ -230,29 +231,50 @@ export class Timeline extends SyncobjResource {
   }
 
   /**
-   * Puts the fence(s) of one or more sync files at `point`. Several files are merged first
-   * (SYNC_IOC_MERGE) so the point signals after all of them: "after every GPU read of this buffer".
+   * Puts the fence(s) of one sync file, or of an array of them, at `point`. Several files are merged
+   * first (SYNC_IOC_MERGE) so the point signals after all of them: "after every GPU read of this
+   * buffer". Same shape as `dmaBuf.importSyncFile(syncFiles, access?)`: the fence(s), then what to
+   * do with them. The older variadic form `importSyncFile(point, sf1, sf2, …, options?)` still
+   * works, with a one-time DeprecationWarning (code 'EXPLICIT_SYNC_DEP_IMPORT_VARIADIC') when it
+   * names more than one file.
    * One ioctl on Linux ≥ 6.16 (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE with IMPORT_SYNC_FILE | TIMELINE);
    * elsewhere a temporary binary syncobj and DRM_IOCTL_SYNCOBJ_TRANSFER. The SyncFiles stay open
    * and yours. A point at or below the last submitted one is refused like in {@link signal};
-   * an options object after the sync files may say `{ allowUnordered: true }`.
+   * the options object after the sync file(s) may say `{ allowUnordered: true }`.
    * @throws ClosedError when this or a SyncFile is closed; ExplicitSyncError from the ioctls;
    *   RangeError for a point not above the last submitted one.
    */
-  importSyncFile(point: bigint | number, ...syncFiles: SyncFile[]): void;
+  importSyncFile(point: bigint | number, syncFiles: SyncFile | readonly SyncFile[], options?: PointOrderOptions): void;
+  /** @deprecated Pass several sync files as an array: `importSyncFile(point, [sf1, sf2], options?)`. */
   importSyncFile(point: bigint | number, ...args: [...syncFiles: SyncFile[], options: PointOrderOptions]): void;
-  importSyncFile(point: bigint | number, ...args: (SyncFile | PointOrderOptions)[]): void {
+  /** @deprecated Pass several sync files as an array: `importSyncFile(point, [sf1, sf2])`. */
+  importSyncFile(point: bigint | number, ...syncFiles: SyncFile[]): void;
+  importSyncFile(point: bigint | number, ...args: (SyncFile | readonly SyncFile[] | PointOrderOptions | undefined)[]): void {
     const p = toSignalPoint(point);
-    const last = args[args.length - 1];
-    // Options only after at least one sync file, and only a plain object ({ allowUnordered }).
-    const hasOptions =
-      args.length > 1 &&
-      last !== null &&
-      typeof last === 'object' &&
-      [Object.prototype, null].includes(Object.getPrototypeOf(last) as object | null);
-    const unordered = toAllowUnordered(hasOptions ? last : undefined);
-    const syncFiles = (hasOptions ? args.slice(0, -1) : args) as SyncFile[];
-    if (syncFiles.length === 0) throw new InvalidArgValueError('syncFiles', 'must name at least one SyncFile', syncFiles);
+    let syncFiles: SyncFile[];
+    let options: unknown;
+    if (Array.isArray(args[0])) {
+      if (args.length > 2) throw new InvalidArgValueError('args', 'must be (point, syncFiles, options?) when syncFiles is an array', args);
+      syncFiles = toSyncFiles(args[0]);
+      options = args[1];
+    } else {
+      const last = args[args.length - 1];
+      // Options only after at least one sync file, and only a plain object ({ allowUnordered }).
+      const hasOptions =
+        args.length > 1 &&
+        last !== null &&
+        typeof last === 'object' &&
+        [Object.prototype, null].includes(Object.getPrototypeOf(last) as object | null);
+      options = hasOptions ? last : undefined;
+      syncFiles = (hasOptions ? args.slice(0, -1) : args) as SyncFile[];
+      if (syncFiles.length === 0) throw new InvalidArgValueError('syncFiles', 'must name at least one SyncFile', syncFiles);
+      if (syncFiles.length > 1)
+        warnDeprecated(
+          'EXPLICIT_SYNC_DEP_IMPORT_VARIADIC',
+          'timeline.importSyncFile(point, sf1, sf2, ...) is deprecated: pass the sync files as an array, importSyncFile(point, [sf1, sf2], options?)',
+        );
+    }
+    const unordered = toAllowUnordered(options);
     syncFiles.forEach((sf, i) => syncFileFd(sf, `syncFiles[${i}]`, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE'));
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
     if (!unordered) this.#checkOrder(fd, p, 'point');
@@ -295,7 +317,7 @@ export class Timeline extends SyncobjResource {
     let opts: Partial<ExportSyncFileOptions>;
     try {
       p = toSignalPoint(point);
-      opts = toOptions(options);
+      opts = toOptions(options, EXPORT_KEYS);
       timeoutMs = toTimeoutMs(opts.materializeTimeoutMs === undefined ? 0 : opts.materializeTimeoutMs, 'options.materializeTimeoutMs');
       toAbortSignal(opts.signal, 'options.signal');
       this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
@@ -342,7 +364,7 @@ export class Timeline extends SyncobjResource {
     try {
       p = parsePoint(point);
       w = parseWait(options, true, this.defaultTimeoutMs);
-      this.deviceFd('wait');
+      this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
       checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
       if (w.fenceDeadline !== undefined) this.#hint(p, w.fenceDeadline);
     } catch (err) {
@@ -420,7 +442,7 @@ export class Timeline extends SyncobjResource {
       w = parseWait(options, true);
       if (w.signal?.aborted) return Promise.reject(abortError(w.signal));
       const device = c.timelines[0]!.device;
-      for (const t of c.timelines) t.deviceFd('wait');
+      for (const t of c.timelines) t.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
       if (c.timelines.every((t) => t.device === device)) {
         const first = multiWait(
           device,
@@ -561,9 +583,13 @@ export class Timeline extends SyncobjResource {
   }
 }
 
+const QUERY_KEYS: OptionKeys<QueryOptions> = { lastSubmitted: true };
+const EXPORT_KEYS: OptionKeys<ExportSyncFileOptions> = { materializeTimeoutMs: true, signal: true, ref: true };
+const ORDER_KEYS: OptionKeys<PointOrderOptions> = { allowUnordered: true };
+
 /** Validates `{ allowUnordered }` options (TypeError for anything else than a boolean). */
 function toAllowUnordered(options: unknown): boolean {
-  const opts = toOptions(options as PointOrderOptions | undefined);
+  const opts = toOptions(options as PointOrderOptions | undefined, ORDER_KEYS);
   if (opts.allowUnordered !== undefined && typeof opts.allowUnordered !== 'boolean')
     throw new InvalidArgTypeError('options.allowUnordered', 'of type boolean', opts.allowUnordered);
   return opts.allowUnordered === true;

@@ -102,10 +102,14 @@ export function toAbortSignal(value: unknown, name = 'signal'): AbortSignal | un
   return value;
 }
 
-/** A plain options object or undefined (→ {}). */
-export function toOptions<T extends object>(value: T | undefined, name = 'options'): Partial<T> {
+/**
+ * A plain options object or undefined (→ {}), with no keys but those in `keys` (see
+ * {@link checkOptionKeys}): TypeError for a non-object, ERR_INVALID_ARG_VALUE for an unknown key.
+ */
+export function toOptions<T extends object>(value: T | undefined, keys: OptionKeys<T>, name = 'options'): Partial<T> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object') throw new InvalidArgTypeError(name, 'of type object', value);
+  checkOptionKeys(value, keys, name);
   return value;
 }
 
@@ -114,4 +118,71 @@ export function toEnum<T extends string>(value: unknown, name: string, allowed: 
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))
     throw new InvalidArgValueError(name, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
   return value as T;
+}
+
+/**
+ * The keys an options type allows, as a record so that the compiler checks the list against the
+ * type both ways (a key missing here, or one the type lacks, does not compile).
+ */
+export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
+
+/** Edit distance (Levenshtein) between two short strings. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * The allowed key closest to `key`: one equal to it but for case first, then the nearest by edit
+ * distance (ignoring case) when that is at most a third of the longer name's length (at least 2).
+ * Undefined when none is close.
+ */
+export function nearestKey(key: string, allowed: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  const sameCase = allowed.find((k) => k.toLowerCase() === lower);
+  if (sameCase !== undefined) return sameCase;
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of allowed) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d <= Math.max(2, Math.floor(Math.max(key.length, k.length) / 3)) && d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+/**
+ * Throws InvalidArgValueError (code 'ERR_INVALID_ARG_VALUE') for the first own enumerable key of
+ * `options` that `allowed` lacks, naming the nearest allowed key ("Did you mean 'timeoutMs'?"):
+ * a misspelt option is an error, never silently ignored.
+ */
+export function checkOptionKeys(options: object, allowed: OptionKeys<object> | readonly string[], name = 'options'): void {
+  const list = Array.isArray(allowed) ? (allowed as readonly string[]) : Object.keys(allowed);
+  for (const key of Object.keys(options)) {
+    if (list.includes(key)) continue;
+    const near = nearestKey(key, list);
+    const known = list.length === 0 ? 'none are taken here' : `known: ${list.map((k) => `'${k}'`).join(', ')}`;
+    throw new InvalidArgValueError(
+      `${name}.${key}`,
+      `is not a known option.${near !== undefined ? ` Did you mean '${near}'?` : ''} (${known})`,
+      (options as Record<string, unknown>)[key],
+    );
+  }
+}
+
+const warned = new Set<string>();
+
+/**
+ * Emits a DeprecationWarning once per process for `code` (an EXPLICIT_SYNC_DEP_* code): an old
+ * call shape still works, and says once what replaces it.
+ */
+export function warnDeprecated(code: string, message: string): void {
+  if (warned.has(code)) return;
+  warned.add(code);
+  process.emitWarning(message, { type: 'DeprecationWarning', code });
 }

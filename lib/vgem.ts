@@ -15,7 +15,7 @@ import { Device, DRI_DIR } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource } from './resource';
-import { InvalidArgTypeError, toInt, toOptions, toPath } from './validate';
+import { InvalidArgTypeError, OptionKeys, toInt, toOptions, toPath } from './validate';
 
 /** native/vgem.cc */
 interface NativeVgem {
@@ -48,6 +48,9 @@ export interface VgemFenceOptions {
   /** A write fence (every later user waits for it) instead of a read fence (only writers wait). */
   write?: boolean;
 }
+
+const BUFFER_KEYS: OptionKeys<VgemBufferOptions> = { width: true, height: true, bpp: true };
+const FENCE_KEYS: OptionKeys<VgemFenceOptions> = { write: true };
 
 /** DRM char devices have major 226. */
 const DRM_MAJOR = 226;
@@ -151,7 +154,7 @@ export class VgemDevice extends FdResource {
    *   after close().
    */
   createBuffer(options: VgemBufferOptions): VgemBuffer {
-    const opts = toOptions(options);
+    const opts = toOptions(options, BUFFER_KEYS);
     const width = toInt(opts.width, 'options.width', 1, U32_MAX);
     const height = toInt(opts.height, 'options.height', 1, U32_MAX);
     const bpp = toInt(opts.bpp === undefined ? 32 : opts.bpp, 'options.bpp', 1, U32_MAX);
@@ -237,7 +240,7 @@ export class VgemBuffer implements Disposable {
    *   any fence is pending, a read fence while a write fence is); ClosedError when closed.
    */
   attachFence(options?: VgemFenceOptions): VgemFence {
-    const opts = toOptions(options);
+    const opts = toOptions(options, FENCE_KEYS);
     if (opts.write !== undefined && typeof opts.write !== 'boolean')
       throw new InvalidArgTypeError('options.write', 'of type boolean', opts.write);
     const { fd, handle } = this.#open('DRM_IOCTL_VGEM_FENCE_ATTACH');

@@ -9,15 +9,42 @@
  * @module
  */
 import { AbortError, ClosedError, ExplicitSyncError } from './errors';
+import { monotonicNow, toDeadline } from './clock';
 import { native, NativeFdWatcher } from './native';
+import {
+  I64_MAX,
+  InvalidArgTypeError,
+  InvalidArgValueError,
+  MAX_TIMEOUT_MS,
+  OptionKeys,
+  checkOptionKeys,
+  toAbortSignal,
+  toEnum,
+  toTimeoutMs,
+} from './validate';
 
 /** setTimeout's largest delay. */
 export const TIMER_MAX_MS = 0x7fffffff;
 
-/** Options every async wait accepts. */
-export interface WaitOptions {
-  /** Reject with TimeoutError after this many milliseconds (default: no timeout). */
+/** 'signaled': the fence has signalled. 'available': a fence exists (the point was submitted). */
+export type WaitMode = 'signaled' | 'available';
+
+/** Time options every wait takes, async and blocking. */
+export interface TimeOptions {
+  /** Give up after this many milliseconds (relative; default: no limit). Exclusive with `deadline`. */
   timeoutMs?: number;
+  /**
+   * Give up at this absolute instant: bigint nanoseconds of CLOCK_MONOTONIC (see
+   * {@link monotonicNow}: `monotonicNow() + 16_000_000n` is 16 ms from now). Exclusive with
+   * `timeoutMs`. At most 2^63 - 1 (which means no limit) and at most 10 years after now
+   * ({@link MAX_DEADLINE_AHEAD_NS}): a later one is a RangeError, as it is almost certainly a
+   * wall-clock time.
+   */
+  deadline?: bigint;
+}
+
+/** Options every async wait accepts. */
+export interface WaitOptions extends TimeOptions {
   /** Cancel the wait: it rejects with an AbortError whose `cause` is `signal.reason`. */
   signal?: AbortSignal;
   /**
@@ -25,6 +52,101 @@ export interface WaitOptions {
    * With `ref: false` the process may exit while the wait is pending.
    */
   ref?: boolean;
+}
+
+/** Options of the async fence waits (timelines, syncobjs, sync files). */
+export interface AsyncWaitOptions extends WaitOptions {
+  /** 'signaled' (default): the fence has signalled. 'available': a fence exists (was submitted). */
+  until?: WaitMode;
+  /**
+   * Hint for the fence's driver: it should signal by this CLOCK_MONOTONIC instant (bigint ns;
+   * same bounds as `deadline`). Timelines and syncobjs: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE,
+   * Linux ≥ 6.8 (`device.features.waitDeadline`); sync files: SYNC_IOC_SET_DEADLINE, Linux ≥ 6.7.
+   * UnsupportedError where missing. Applies to fences present when the wait starts.
+   */
+  fenceDeadline?: bigint;
+}
+
+/** Options of the blocking waits. */
+export interface SyncWaitOptions extends TimeOptions {
+  until?: WaitMode;
+  fenceDeadline?: bigint;
+}
+
+/** The keys of {@link AsyncWaitOptions}. */
+export const ASYNC_WAIT_KEYS: OptionKeys<AsyncWaitOptions> = {
+  timeoutMs: true, deadline: true, signal: true, ref: true, until: true, fenceDeadline: true,
+};
+/** The keys of {@link SyncWaitOptions}. */
+export const SYNC_WAIT_KEYS: OptionKeys<SyncWaitOptions> = { timeoutMs: true, deadline: true, until: true, fenceDeadline: true };
+
+/** Validated wait options. */
+export interface ParsedWait {
+  mode: WaitMode;
+  /** Relative ms for the event-loop timer; undefined = no limit. */
+  timeoutMs: number | undefined;
+  /** Absolute CLOCK_MONOTONIC ns for the kernel, clamped to INT64_MAX (= no limit). */
+  absNs: bigint;
+  signal: AbortSignal | undefined;
+  ref: boolean;
+  fenceDeadline: bigint | undefined;
+  /** The absolute `deadline` given, if the bound came from one (for messages). */
+  deadline: bigint | undefined;
+}
+
+/** What a wait takes, for {@link parseWait}. */
+export interface WaitSpec {
+  /** The option keys it takes: any other key is an ERR_INVALID_ARG_VALUE. */
+  keys: OptionKeys<object>;
+  /** The bound of a wait that gives neither `timeoutMs` nor `deadline` (default Infinity: none). */
+  defaultTimeoutMs?: number;
+  /** The `until` modes it takes (default both), and why others are refused. */
+  modes?: readonly WaitMode[];
+  refusedMode?: string;
+}
+
+const MODES: readonly WaitMode[] = ['signaled', 'available'];
+
+/**
+ * Validates the options of any wait, before any ioctl: TypeError for a wrong type, RangeError for
+ * a value out of range (a `deadline` past 2^63 - 1 ns or implausibly far, see {@link toDeadline}),
+ * ERR_INVALID_ARG_VALUE for an unknown key, a refused `until` or `deadline` with `timeoutMs`.
+ * The one parser of every wait (timelines, syncobjs, sync files, dma-bufs, KMS flips).
+ */
+export function parseWait(options: unknown, spec: WaitSpec): ParsedWait {
+  if (options !== undefined && (options === null || typeof options !== 'object'))
+    throw new InvalidArgTypeError('options', 'of type object', options);
+  const o = (options ?? {}) as AsyncWaitOptions;
+  checkOptionKeys(o, spec.keys);
+  const modes = spec.modes ?? MODES;
+  const mode = o.until === undefined ? 'signaled' : toEnum(o.until, 'options.until', MODES);
+  if (!modes.includes(mode)) throw new InvalidArgValueError('options.until', spec.refusedMode ?? `must be ${modes.join(' or ')}`, o.until);
+  const defaultTimeoutMs = spec.defaultTimeoutMs ?? Infinity;
+  const givenTimeoutMs = toTimeoutMs(o.timeoutMs, 'options.timeoutMs');
+  const timeoutMs =
+    o.timeoutMs === undefined && o.deadline === undefined && defaultTimeoutMs !== Infinity ? defaultTimeoutMs : givenTimeoutMs;
+  if (o.deadline !== undefined && o.timeoutMs !== undefined)
+    throw new InvalidArgValueError('options.deadline', 'cannot be combined with options.timeoutMs', o.deadline);
+  const deadline = o.deadline === undefined ? undefined : toDeadline(o.deadline, 'options.deadline');
+  const fenceDeadline = o.fenceDeadline === undefined ? undefined : toDeadline(o.fenceDeadline, 'options.fenceDeadline');
+  const signal = toAbortSignal(o.signal, 'options.signal');
+  if (o.ref !== undefined && typeof o.ref !== 'boolean') throw new InvalidArgTypeError('options.ref', 'of type boolean', o.ref);
+  const now = monotonicNow();
+  let absNs: bigint;
+  let relMs: number | undefined;
+  if (deadline !== undefined) {
+    absNs = deadline;
+    relMs = deadline === I64_MAX ? undefined : deadline > now ? Number(deadline - now) / 1e6 : 0;
+  } else if (timeoutMs !== undefined) {
+    absNs = now + BigInt(Math.ceil(Math.min(timeoutMs, MAX_TIMEOUT_MS) * 1e6));
+    relMs = timeoutMs;
+  } else {
+    absNs = I64_MAX;
+    relMs = undefined;
+  }
+  if (absNs > I64_MAX) absNs = I64_MAX;
+  // An absolute 0 means "poll" to the kernel, which is what a deadline in the past means too.
+  return { mode, timeoutMs: relMs, absNs, signal, ref: o.ref !== false, fenceDeadline, deadline };
 }
 
 /** What a queue needs to know about each wait. */
@@ -40,7 +162,7 @@ interface Waiter {
   resolve(): void;
   reject(err: Error): void;
   ref: boolean;
-  timer: NodeJS.Timeout | undefined;
+  cancelTimer: (() => void) | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   /** Call site, for async rejections' stacks. */
@@ -54,6 +176,26 @@ function withSite(err: Error, site: { stack?: string }): Error {
     err.stack = `${err.name}: ${err.message}${frames}`;
   }
   return err;
+}
+
+/**
+ * Runs `fn` once, `ms` milliseconds from now, however long that is (setTimeout fires after 1 ms
+ * for delays past 2^31 - 1 ms, so longer ones are chained). The timer never keeps the process
+ * alive (whatever it bounds does that). Returns the function that cancels it.
+ */
+export function setLongTimeout(ms: number, fn: () => void): () => void {
+  const end = performance.now() + ms;
+  let timer: NodeJS.Timeout;
+  const arm = (left: number): void => {
+    timer = setTimeout(() => {
+      const rest = end - performance.now();
+      if (rest > 0) arm(rest);
+      else fn();
+    }, Math.min(left, TIMER_MAX_MS));
+    timer.unref();
+  };
+  arm(ms);
+  return () => clearTimeout(timer);
 }
 
 /** The AbortError for an aborted signal, in Node's shape. */
@@ -98,7 +240,7 @@ export class FdWaitQueue {
 
   /** Resolves once check() holds. Resolves without arming a watcher when it already does. */
   wait(opts: QueueWaitOptions): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError('wait queue'));
+    if (this.#closed) return Promise.reject(new ClosedError('wait queue', 'poll', 'wait'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     try {
       if (this.#check()) return Promise.resolve();
@@ -109,23 +251,15 @@ export class FdWaitQueue {
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, FdWaitQueue.prototype.wait);
     return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, ref: opts.ref, timer: undefined, signal: opts.signal, onAbort: undefined, site };
+      const w: Waiter = { resolve, reject, ref: opts.ref, cancelTimer: undefined, signal: opts.signal, onAbort: undefined, site };
       if (opts.timeoutMs !== undefined) {
         const onTimeout = opts.onTimeout;
-        const deadline = performance.now() + opts.timeoutMs;
-        const arm = (ms: number): void => {
-          // setTimeout fires after 1 ms for delays past 2^31-1 ms: chain timers for longer waits.
-          w.timer = setTimeout(() => {
-            const left = deadline - performance.now();
-            if (left > 0) arm(left);
-            // libuv runs timers before poll: after a busy stretch the fence may have signalled
-            // inside the timeout with its readiness not yet delivered. Look once more first.
-            else if (!this.#lastLook()) this.#settle(w, withSite(onTimeout(), site));
-          }, Math.min(ms, TIMER_MAX_MS));
-          // The poll handle keeps the loop alive for ref'd waits; the timer never has to.
-          w.timer.unref();
-        };
-        arm(opts.timeoutMs);
+        // The poll handle keeps the loop alive for ref'd waits; the timer never has to.
+        w.cancelTimer = setLongTimeout(opts.timeoutMs, () => {
+          // libuv runs timers before poll: after a busy stretch the fence may have signalled
+          // inside the timeout with its readiness not yet delivered. Look once more first.
+          if (!this.#lastLook()) this.#settle(w, withSite(onTimeout(), site));
+        });
       }
       if (opts.signal !== undefined) {
         const signal = opts.signal;
@@ -145,7 +279,7 @@ export class FdWaitQueue {
   close(what = 'object'): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#waiters.size > 0) this.rejectAll(new ClosedError(what, 'wait'));
+    if (this.#waiters.size > 0) this.rejectAll(new ClosedError(what, 'poll', 'wait'));
     this.#watcher?.close();
     this.#watcher = null;
   }
@@ -165,7 +299,7 @@ export class FdWaitQueue {
   /** Removes one waiter and settles it: with `err`, or resolved when err is undefined. */
   #settle(w: Waiter, err?: Error): void {
     if (!this.#waiters.delete(w)) return;
-    if (w.timer !== undefined) clearTimeout(w.timer);
+    w.cancelTimer?.();
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
     if (w.ref) this.#refCount--;
     if (this.#watcher !== null) {

@@ -1,5 +1,7 @@
 // Shared test helpers: fd accounting, typed rejection checks, device lookup.
-import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fstatSync, openSync, readdirSync, readlinkSync, constants as fsc } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'chai';
 
 /** The open fds of this process, as "fd -> target". */
@@ -67,4 +69,16 @@ export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<bo
   } finally {
     clearTimeout(timer);
   }
+}
+
+let fifoCount = 0;
+
+/**
+ * A FIFO in `dir`, opened read-write and non-blocking: a pipe fd without a peer process. The host
+ * tests' stand-in fence: it polls readable ("signalled") once a byte is written into it.
+ */
+export function openFifo(dir: string): number {
+  const path = join(dir, `fifo${process.pid}-${fifoCount++}`);
+  execFileSync('mkfifo', [path]);
+  return openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
 }

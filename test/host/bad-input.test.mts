@@ -227,7 +227,10 @@ describe('bad input (host)', () => {
     it('Timeline#importSyncFile / exportSyncFile', async () => {
       await expectAll([
         { name: 'Timeline#importSyncFile(1)', run: () => t.importSyncFile(1), expect: VALUE },
-        ...NOT_NUMERIC.map(([l, v]) => ({ name: `Timeline#importSyncFile(1, ${l})`, run: () => t.importSyncFile(1, v as SyncFile), expect: TYPE })),
+        // An empty array names no sync file, like importSyncFile(1): ERR_INVALID_ARG_VALUE.
+        { name: 'Timeline#importSyncFile(1, [])', run: () => t.importSyncFile(1, []), expect: VALUE },
+        ...NOT_NUMERIC.filter(([l]) => l !== '[]').map(([l, v]) => ({ name: `Timeline#importSyncFile(1, ${l})`, run: () => t.importSyncFile(1, v as SyncFile), expect: TYPE })),
+        { name: 'Timeline#importSyncFile(1, [{}])', run: () => t.importSyncFile(1, [{} as SyncFile]), expect: TYPE },
         ...u64Cases('Timeline#exportSyncFile($)', (v) => t.exportSyncFile(v as bigint), { nonZero: true, async: true }),
         ...optionsCases('Timeline#exportSyncFile(1, $)', (o) => t.exportSyncFile(1, o as object), true),
         ...timeoutCases('Timeline#exportSyncFile(1, { materializeTimeoutMs: $ })', (v) => t.exportSyncFile(1, { materializeTimeoutMs: v as number }), true),

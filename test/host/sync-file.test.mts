@@ -6,7 +6,7 @@
 // tested in test/vm.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -23,17 +23,10 @@ import {
   monotonicNow,
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
-import { isOpen, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
+import { isOpen, openFifo as openFifoIn, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
 
 let dir: string;
-let fifoCount = 0;
-
-/** A FIFO opened read-write and non-blocking: a pipe fd without a peer process. */
-function openFifo(): number {
-  const path = join(dir, `fifo${fifoCount++}`);
-  execFileSync('mkfifo', [path]);
-  return openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
-}
+const openFifo = (): number => openFifoIn(dir);
 
 /** The SYNC_IOC_FILE_INFO status (1 signalled, < 0 an error) of stand-in fences, by fd. */
 const standInStatus = new Map<number, number>();

@@ -350,14 +350,21 @@ describe('bad input (kernel)', function () {
         ...timeoutCases('SyncFile#wait({ timeoutMs: $ })', (v) => sf.wait({ timeoutMs: v as number }), true),
         { name: 'SyncFile#wait({ signal: {} })', run: () => sf.wait({ signal: {} as AbortSignal }), expect: TYPE, async: true },
         { name: "SyncFile#wait({ ref: 'no' })", run: () => sf.wait({ ref: 'no' as unknown as boolean }), expect: TYPE, async: true },
-        ...timeoutCases('SyncFile#waitSync($)', (v) => sf.waitSync(v as number)),
+        // A bare number is still { timeoutMs }; an object is the options ({} waits: not a bad input).
+        ...timeoutCases('SyncFile#waitSync($)', (v) => sf.waitSync(v as number)).filter((c) => c.name !== 'SyncFile#waitSync({})'),
+        ...timeoutCases('SyncFile#waitSync({ timeoutMs: $ })', (v) => sf.waitSync({ timeoutMs: v as number })),
+        { name: 'SyncFile#waitSync({ timeoutMS: 5 })', run: () => sf.waitSync({ timeoutMS: 5 } as never), expect: VALUE },
+        { name: 'SyncFile#wait({ timeoutMS: 5 })', run: () => sf.wait({ timeoutMS: 5 } as never), expect: VALUE, async: true },
       ]);
     });
 
     it('DmaBuf', async () => {
       await expectAll([
         { name: 'DmaBuf#importSyncFile(a DmaBuf)', run: () => db.importSyncFile(db as unknown as SyncFile), expect: TYPE },
-        ...NOT_NUMERIC.map(([l, v]) => ({ name: `DmaBuf#importSyncFile(${l})`, run: () => db.importSyncFile(v as SyncFile), expect: TYPE })),
+        // An empty array names no sync file: ERR_INVALID_ARG_VALUE, as for Timeline#importSyncFile.
+        { name: 'DmaBuf#importSyncFile([])', run: () => db.importSyncFile([]), expect: VALUE },
+        { name: 'DmaBuf#importSyncFile([sf, {}])', run: () => db.importSyncFile([sf, {} as SyncFile]), expect: TYPE },
+        ...NOT_NUMERIC.filter(([l]) => l !== '[]').map(([l, v]) => ({ name: `DmaBuf#importSyncFile(${l})`, run: () => db.importSyncFile(v as SyncFile), expect: TYPE })),
         ...[["'rw'", 'rw'], ['1', 1], ['null', null], ["'READ'", 'READ']].flatMap(([l, v]) => [
           { name: `DmaBuf#importSyncFile(sf, ${l})`, run: () => db.importSyncFile(sf, v as 'read'), expect: VALUE },
           { name: `DmaBuf#exportSyncFile(${l})`, run: () => db.exportSyncFile(v as 'read'), expect: VALUE },

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import {
+  AbortError,
   ClosedError,
   DmaBuf,
   DmaHeap,
@@ -15,6 +16,7 @@ import {
   Udmabuf,
   VgemDevice,
   VgemFence,
+  monotonicNow,
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
@@ -146,6 +148,24 @@ describe('DmaBuf (kernel)', () => {
       await p;
     });
 
+    it('takes an array of sync files: one fence that signals after all of them', async () => {
+      const a = vgemBuf();
+      const b = vgemBuf();
+      const fa = a.attach(true);
+      const fb = b.attach(true);
+      using sa = a.dma.exportSyncFile('read');
+      using sb = b.dma.exportSyncFile('read');
+      const { dma } = vgemBuf();
+      dma.importSyncFile([sa, sb], 'write');
+      using read = dma.exportSyncFile('read');
+      expect(read.isSignaled()).to.equal(false);
+      fa.signal();
+      expect(await settlesWithin(read.wait({ timeoutMs: 8000 }), 100)).to.equal(false);
+      fb.signal();
+      await read.wait({ timeoutMs: 8000 });
+      expect([sa.closed, sb.closed]).to.deep.equal([false, false]);
+    });
+
     it('a closed SyncFile throws ClosedError', () => {
       const { dma } = vgemBuf();
       const sf = dma.exportSyncFile('read');
@@ -174,6 +194,22 @@ describe('DmaBuf (kernel)', () => {
       const end = performance.now() + 600; // timers run before poll: the timer sees the deadline first
       while (performance.now() < end);
       await p;
+      dma.endCpuAccess('read');
+    });
+
+    it('takes deadline, signal and fenceDeadline like SyncFile#wait', async () => {
+      const { dma, attach } = vgemBuf();
+      const fence = attach(true);
+      const t0 = performance.now();
+      await shouldReject(dma.beginCpuAccessAsync('write', { deadline: monotonicNow() + 100_000_000n }), TimeoutError);
+      expect(performance.now() - t0).to.be.at.least(95);
+      const ac = new AbortController();
+      const p = dma.beginCpuAccessAsync('write', { signal: ac.signal, fenceDeadline: monotonicNow() + 16_000_000n });
+      ac.abort();
+      await shouldReject(p, AbortError);
+      const q = dma.beginCpuAccessAsync('read', { fenceDeadline: monotonicNow() + 16_000_000n, timeoutMs: 8000 });
+      fence.signal();
+      await q;
       dma.endCpuAccess('read');
     });
 

@@ -5,16 +5,20 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
+  AbortError,
   ClosedError,
   Device,
   ExplicitSyncError,
   FORMAT_XRGB8888,
+  KmsFramebuffer,
   InvalidArgTypeError,
   InvalidArgValueError,
   KmsDevice,
   SyncFile,
+  TimeoutError,
   UnsupportedError,
   VgemDevice,
+  VgemFence,
   type KmsOutput,
   monotonicNow,
 } from 'explicit-sync';
@@ -41,6 +45,27 @@ function modeset(dev: KmsDevice, fb = undefined as ReturnType<KmsDevice['createF
 }
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
+
+/**
+ * A vgem buffer imported as a framebuffer on `dev`, with an unsignalled write fence on it (the
+ * client is still rendering) and `acquire`, the sync file a reader (the display) must wait for.
+ * Disposing it signals the fence and closes everything.
+ */
+function renderingScanout(dev: KmsDevice): { fb: KmsFramebuffer; render: VgemFence; acquire: SyncFile } & Disposable {
+  const vgem = VgemDevice.open();
+  const buf = vgem.createBuffer({ width: 1024, height: 768 });
+  const dmaBuf = buf.exportDmaBuf();
+  const fb = dev.importFramebuffer(dmaBuf, { width: 1024, height: 768, pitch: buf.pitch });
+  const render = buf.attachFence({ write: true });
+  const acquire = dmaBuf.exportSyncFile('read');
+  return {
+    fb, render, acquire,
+    [Symbol.dispose]() {
+      render.signal();
+      for (const x of [acquire, fb, dmaBuf, buf, vgem]) x.close();
+    },
+  };
+}
 
 describe('KMS on vkms (kernel)', function () {
   this.timeout(120_000);
@@ -134,12 +159,8 @@ describe('KMS on vkms (kernel)', function () {
     it('waits for an unsignalled vgem in-fence: nothing flips until vgem signals, then the out-fence signals', async () => {
       using dev = openVkms();
       const out = modeset(dev);
-      using vgem = VgemDevice.open();
-      using buf = vgem.createBuffer({ width: 1024, height: 768 });
-      using dmaBuf = buf.exportDmaBuf();
-      using fb = dev.importFramebuffer(dmaBuf, { width: 1024, height: 768, pitch: buf.pitch });
-      const render = buf.attachFence({ write: true });
-      using acquire = dmaBuf.exportSyncFile('read'); // what a reader (the display) must wait for
+      using scanout = renderingScanout(dev);
+      const { fb, render, acquire } = scanout;
       expect(acquire.isSignaled()).to.equal(false);
 
       const r = dev.atomic().setPlane(out.plane, out.crtc, fb).inFence(out.plane, acquire).outFence(out.crtc)
@@ -163,6 +184,42 @@ describe('KMS on vkms (kernel)', function () {
         `      vgem signal -> out-fence seen in JS: ${ms(wokeAt - signalledAt).toFixed(2)} ms; ` +
           `flip event time -> out-fence: ${ms(outAt - flip!.timeNs).toFixed(3)} ms (vkms, TCG)`,
       );
+    });
+
+    it('a flip waiting on an unsignalled in-fence: its signal aborts it; the next flip still completes', async () => {
+      using dev = openVkms();
+      const out = modeset(dev);
+      using scanout = renderingScanout(dev);
+      using fb2 = dev.createFramebuffer({ width: 1024, height: 768 });
+      const ac = new AbortController();
+      const r = dev.atomic().setPlane(out.plane, out.crtc, scanout.fb).inFence(out.plane, scanout.acquire)
+        .commit({ nonblock: true, pageFlipEvent: true, signal: ac.signal });
+      expect(await settlesWithin(r.flip!, 300)).to.equal(false);
+      ac.abort('user gave up');
+      const e = await shouldReject(r.flip!, AbortError);
+      expect(e.cause).to.equal('user gave up');
+      const t0 = performance.now();
+      scanout.render.signal();
+      // The aborted commit still completes in the kernel; its late event is dropped.
+      const next = dev.atomic().setPlane(out.plane, out.crtc, fb2).commit({ pageFlipEvent: true, deadline: monotonicNow() + 10_000_000_000n });
+      const [flip] = await next.flip!;
+      expect(flip!.crtcId).to.equal(out.crtc.id);
+      expect(performance.now() - t0).to.be.below(10_000);
+    });
+
+    it('a flip bounded by timeoutMs rejects with TimeoutError (syscall poll, operation page flip) when its in-fence holds it', async () => {
+      using dev = openVkms();
+      const out = modeset(dev);
+      using scanout = renderingScanout(dev);
+      const t0 = performance.now();
+      const r = dev.atomic().setPlane(out.plane, out.crtc, scanout.fb).inFence(out.plane, scanout.acquire).outFence(out.crtc)
+        .commit({ nonblock: true, pageFlipEvent: true, timeoutMs: 300 });
+      using release = r.outFence!;
+      const e = await shouldReject(r.flip!, TimeoutError);
+      expect(performance.now() - t0).to.be.at.least(295);
+      expect([e.code, e.syscall, e.operation]).to.deep.equal(['ETIME', 'poll', 'page flip']);
+      scanout.render.signal();
+      await release.wait({ timeoutMs: 10_000 });
     });
 
     it('measures flip-to-out-fence latency over 20 nonblocking flips', async () => {
@@ -244,7 +301,8 @@ describe('KMS on vkms (kernel)', function () {
       using fb2 = dev.createFramebuffer({ width: 1024, height: 768 });
       const r = dev.atomic().setPlane(out.plane, out.crtc, fb2).commit({ nonblock: true, pageFlipEvent: true });
       dev.close();
-      await shouldReject(r.flip!, ClosedError);
+      const closed = await shouldReject(r.flip!, ClosedError);
+      expect([closed.syscall, closed.operation]).to.deep.equal(['read', 'page flip']);
       shouldThrow(() => dev.atomic(), ClosedError);
       shouldThrow(() => dev.connectors(), ClosedError);
       expect(fb2.closed).to.equal(true);

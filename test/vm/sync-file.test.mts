@@ -147,6 +147,42 @@ describe('SyncFile (kernel)', () => {
     });
   });
 
+  describe('SyncFile#wait(): deadline, fenceDeadline, until (issue 18)', () => {
+    it('a deadline 50 ms ahead rejects an unsignalled vgem fence with TimeoutError, no earlier, within seconds', async () => {
+      const { sf, fence } = fenced();
+      const t0 = performance.now();
+      const e = await shouldReject(sf.wait({ deadline: monotonicNow() + 50_000_000n }), TimeoutError);
+      const elapsed = performance.now() - t0;
+      expect([e.code, e.syscall, e.operation]).to.deep.equal(['ETIME', 'poll', 'wait']);
+      expect(elapsed).to.be.at.least(45);
+      expect(elapsed).to.be.below(5000);
+      const again = sf.wait({ deadline: monotonicNow() + 8_000_000_000n });
+      fence.signal();
+      await again;
+    });
+
+    it('fenceDeadline is set on the fence (SYNC_IOC_SET_DEADLINE) and the wait goes on until the signal', async () => {
+      const { sf, fence } = fenced();
+      const p = sf.wait({ fenceDeadline: monotonicNow() + 16_000_000n, timeoutMs: 8000 });
+      expect(await settlesWithin(p, 100)).to.equal(false);
+      fence.signal();
+      await p;
+    });
+
+    it("until: 'available' is refused; a wall-clock deadline is a RangeError", async () => {
+      const { sf } = fenced();
+      await shouldReject(sf.wait({ until: 'available' as 'signaled' }), TypeError);
+      await shouldReject(sf.wait({ deadline: BigInt(Date.now()) * 1_000_000n }), RangeError);
+    });
+
+    it('waitSync({ deadline }) throws TimeoutError; waitSync({ timeoutMs }) returns once signalled', () => {
+      const { sf, fence } = fenced();
+      shouldThrow(() => sf.waitSync({ deadline: monotonicNow() + 50_000_000n }), TimeoutError);
+      fence.signal();
+      sf.waitSync({ timeoutMs: 1000 });
+    });
+  });
+
   describe('SyncFile#waitSync()', () => {
     it('throws TimeoutError after the timeout, returns once signalled', () => {
       const { sf, fence } = fenced();

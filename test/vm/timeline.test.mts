@@ -337,7 +337,7 @@ describe('Timeline (kernel)', () => {
       const f1 = vgemFence(vgem);
       const f2 = vgemFence(vgem);
       try {
-        t.importSyncFile(4, f1.syncFile, f2.syncFile);
+        t.importSyncFile(4, [f1.syncFile, f2.syncFile]);
         expect(t.query({ lastSubmitted: true })).to.equal(4n);
         const p = t.wait(4);
         f1.fence.signal();
