@@ -243,6 +243,8 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
         result,
         `the guest ${result.outcome.kind === 'panic' ? 'kernel panicked' : 'ended'} while booting, before the command started: booting once more`,
       );
+      // The image may have been pruned meanwhile by another run: look (and build) again.
+      image = await ensureVmImage({ cache, progress, tool: {} }, options.signal ?? new AbortController().signal, extras);
       result = await boot(cache, image, runDir, nonce, options, deadlineMs, progress);
     }
     const { outcome } = result;

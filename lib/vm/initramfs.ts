@@ -154,6 +154,37 @@ async function writeCpioGz(root: string, output: string): Promise<void> {
   if (code !== 0) throw new Error(`cpio failed (exit ${code}): ${stderr.trim()}`);
 }
 
+/**
+ * An image not booted for this long is removed when another image of its kernel is built. Images
+ * of one kernel differ by their inputs (with or without vkms, another checkout's /init), and runs
+ * of several of them may be under way at once: removing a sibling at once would pull it from
+ * under a run that still has to boot it (a second boot, say).
+ */
+export const STALE_IMAGE_MS = 7 * 24 * 3600 * 1000;
+
+/** Marks an image as used now (its mtime), so that pruning keeps it. */
+export function touchImage(file: string): void {
+  const now = new Date();
+  try {
+    fs.utimesSync(file, now, now);
+  } catch {
+    // Gone meanwhile: the caller's existence check decides what to do.
+  }
+}
+
+/** Removes the images of `kver` other than `keep` that were not used for STALE_IMAGE_MS. */
+export function pruneStaleImages(dir: string, kver: string, keep: string, now = Date.now()): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(`${kver}-`) || name === keep) continue;
+    const file = path.join(dir, name);
+    try {
+      if (now - fs.statSync(file).mtimeMs > STALE_IMAGE_MS) fs.rmSync(file, { force: true });
+    } catch {
+      // Removed by another run meanwhile.
+    }
+  }
+}
+
 /** An initramfs, identified by its inputs, that may or may not be built yet. */
 export interface InitramfsPlan {
   /** Where the image is cached; it exists once `build` has run (by this or another run). */
@@ -179,12 +210,7 @@ export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, extra
       const image = path.join(tmp, 'initramfs.cpio.gz');
       await writeCpioGz(root, image);
       await publish(image, target);
-      // Images of this kernel built from older inputs are never used again.
-      for (const name of fs.readdirSync(path.dirname(target))) {
-        if (name.startsWith(`${kernel.kver}-`) && name !== path.basename(target)) {
-          fs.rmSync(path.join(path.dirname(target), name), { force: true });
-        }
-      }
+      pruneStaleImages(path.dirname(target), kernel.kver, path.basename(target));
     } finally {
       await fs.promises.rm(tmp, { recursive: true, force: true });
     }

@@ -3,7 +3,7 @@
  */
 import * as fs from 'node:fs';
 import { withCacheLock } from './cache';
-import { planInitramfs, type ExtraModule } from './initramfs';
+import { planInitramfs, touchImage, type ExtraModule } from './initramfs';
 import { findCachedKernel, provisionKernel, type Kernel, type ProvisionContext } from './kernel';
 import { INSTALL_HINT, missingTools } from './tools';
 
@@ -42,7 +42,10 @@ export async function ensureVmImage(ctx: ProvisionContext, signal: AbortSignal, 
   const cached = findCachedKernel(ctx.cache);
   if (cached !== undefined) {
     const plan = await planInitramfs(cached, ctx, extras);
-    if (fs.existsSync(plan.path)) return { kernel: cached, initrd: plan.path };
+    if (fs.existsSync(plan.path)) {
+      touchImage(plan.path);
+      return { kernel: cached, initrd: plan.path };
+    }
   }
   const onWait = (): void => ctx.progress('waiting for another run to finish provisioning');
   return withCacheLock(ctx.cache, signal, onWait, async () => {

@@ -4,7 +4,10 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { REBOOT_MIN_LEFT_MS, shouldBootAgain } from '../../dist/vm/index.js';
+import { pruneStaleImages, STALE_IMAGE_MS } from '../../dist/vm/initramfs.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'explicit-sync.js');
@@ -19,6 +22,28 @@ function runVm(args: string[], env: Record<string, string>): Promise<{ code: num
     child.on('close', (code) => resolve({ code, out, err }));
   });
 }
+
+describe('vm runner: initramfs images of one kernel', () => {
+  it('building one prunes only siblings unused for STALE_IMAGE_MS (a concurrent run may still boot the others)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'es-prune-'));
+    try {
+      const now = Date.now();
+      const make = (name: string, ageMs: number): void => {
+        fs.writeFileSync(path.join(dir, name), '');
+        const t = new Date(now - ageMs);
+        fs.utimesSync(path.join(dir, name), t, t);
+      };
+      make('6.12.1-aaaa.cpio.gz', 0); // just built
+      make('6.12.1-bbbb.cpio.gz', 60_000); // another run's (vkms or not), in use
+      make('6.12.1-cccc.cpio.gz', STALE_IMAGE_MS + 60_000); // stale
+      make('6.1.0-dddd.cpio.gz', STALE_IMAGE_MS + 60_000); // another kernel: not this build's business
+      pruneStaleImages(dir, '6.12.1', '6.12.1-aaaa.cpio.gz', now);
+      expect(fs.readdirSync(dir).sort()).to.deep.equal(['6.1.0-dddd.cpio.gz', '6.12.1-aaaa.cpio.gz', '6.12.1-bbbb.cpio.gz']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('vm runner: one more boot when the guest dies before the command starts', function () {
   this.timeout(240_000);
