@@ -2,11 +2,11 @@
  * sync_file: a fence you hold as an fd (from a dma-buf, a syncobj, a Wayland client, Vulkan, EGL).
  * @module
  */
-import { readlinkSync } from 'node:fs';
+import { warnIfBlockingMainThread } from './blocking';
 import { monotonicNow } from './clock';
-import { ExplicitSyncError, FenceError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
+import { ExplicitSyncError, FenceError, TimeoutError, UnsupportedError, errnoCode, errnoNumber, wrongFdError } from './errors';
 import { NativeCore, nativeFamily } from './native';
-import { FdResource } from './resource';
+import { FdResource, kAdopt } from './resource';
 import {
   I64_MAX,
   InvalidArgTypeError,
@@ -43,31 +43,6 @@ const native = nativeFamily<NativeCore & NativeSyncFile>();
 
 /** poll(2) takes an int of milliseconds. */
 const POLL_MAX_MS = 0x7fffffff;
-
-/**
- * @internal What an fd is, for error messages: the /proc/self/fd link target ('pipe:[1234]',
- * '/tmp/x', 'anon_inode:sync_file'), or 'unknown' where /proc is not mounted.
- */
-export function describeFd(fd: number): string {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return 'unknown';
-  }
-}
-
-/**
- * @internal The error for an fd of the wrong kind: code 'ENOTTY' (the kernel's own answer to an
- * ioctl on the wrong kind of file), whatever the probe itself answered (kept as `cause`).
- */
-export function wrongFdError(fd: number, kind: string, call: string, cause?: unknown): ExplicitSyncError {
-  const what = describeFd(fd);
-  return new ExplicitSyncError(errnoNumber('ENOTTY'), call, {
-    message: `ENOTTY: fd ${fd} is not a ${kind} (it is ${what}), ${call}`,
-    detail: `fd ${fd} (${what})`,
-    cause,
-  });
-}
 
 /** @internal Validates `{ dup }` options of the fromFd() factories. */
 export function toDupOption(options: { dup?: boolean } | undefined): boolean {
@@ -204,7 +179,7 @@ export class SyncFile extends FdResource {
   }
 
   /** @internal Wraps an fd this library just created (no validation, takes ownership). */
-  static adopt(fd: number): SyncFile {
+  static [kAdopt](fd: number): SyncFile {
     return new SyncFile(fd);
   }
 
@@ -225,7 +200,6 @@ export class SyncFile extends FdResource {
     try {
       native.syncFileInfo(fd);
     } catch (err) {
-      if (err instanceof ExplicitSyncError && err.code === 'EBADF') throw err;
       throw wrongFdError(fd, 'sync_file', 'SYNC_IOC_FILE_INFO', err);
     }
     return new SyncFile(dup ? native.dup(fd) : fd);
@@ -385,6 +359,7 @@ export class SyncFile extends FdResource {
    * For scripts: prefer wait() in anything with an event loop.
    */
   waitSync(timeoutMs = Infinity): void {
+    warnIfBlockingMainThread('SyncFile#waitSync', timeoutMs);
     const ms = toTimeoutMs(timeoutMs);
     const fd = this.openFd('poll');
     if (ms === undefined) {
