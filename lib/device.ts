@@ -11,7 +11,7 @@
  * @module
  */
 import { constants as fsConstants, readdirSync } from 'node:fs';
-import { ExplicitSyncError, NoDeviceError } from './errors';
+import { ExplicitSyncError, NoDeviceError, errorFromFs, rethrowIfOutOfFds } from './errors';
 import { native } from './native';
 import { FdResource } from './resource';
 import { InvalidArgTypeError, OptionKeys, toEnum, toOptions, toPath } from './validate';
@@ -154,8 +154,22 @@ function renderNodeOf(card: string): string | undefined {
     return readdirSync(`${SYSFS_DRM}/${card}/device/drm`)
       .filter((n) => nodeKind(n) === 'render')
       .sort((a, b) => nodeNumber(a) - nodeNumber(b))[0];
-  } catch {
+  } catch (err) {
+    rethrowIfOutOfFds(err);
     return undefined;
+  }
+}
+
+/**
+ * @internal The names in /dev/dri; none where it does not exist (ENOENT). Any other failure (EMFILE,
+ * EACCES, …) is an ExplicitSyncError with its real code, errno and syscall ('scandir').
+ */
+export function driNodeNames(): string[] {
+  try {
+    return readdirSync(DRI_DIR);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw errorFromFs(err);
   }
 }
 
@@ -222,13 +236,7 @@ export class Device extends FdResource {
     const opts = toOptions(options, LIST_KEYS);
     if (opts.openPrimary !== undefined && typeof opts.openPrimary !== 'boolean')
       throw new InvalidArgTypeError('options.openPrimary', 'of type boolean', opts.openPrimary);
-    let names: string[];
-    try {
-      names = readdirSync(DRI_DIR);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    const names = driNodeNames();
     const byNumber = (a: string, b: string): number => nodeNumber(a) - nodeNumber(b);
     const renders = names.filter((n) => nodeKind(n) === 'render').sort(byNumber);
     const cards = names.filter((n) => nodeKind(n) === 'primary').sort(byNumber);
@@ -338,12 +346,16 @@ export class Device extends FdResource {
   }
 }
 
-/** Driver and caps of the node at `path`, read from its own fd; undefined when it cannot be opened. */
+/**
+ * Driver and caps of the node at `path`, read from its own fd; undefined when it cannot be opened
+ * (permissions, not a DRM node). Running out of fds (EMFILE, ENFILE) is thrown, not skipped.
+ */
 function describe(path: string): { driver: DriverInfo; caps: DeviceCaps } | undefined {
   let fd: number;
   try {
     fd = openNode(path);
-  } catch {
+  } catch (err) {
+    rethrowIfOutOfFds(err);
     return undefined;
   }
   try {

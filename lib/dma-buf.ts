@@ -3,10 +3,11 @@
  * export the buffer's current fences as a sync_file, import a sync_file as a fence on it.
  * @module
  */
-import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
+import { warnIfBlockingMainThread } from './blocking';
+import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber, wrongFdError } from './errors';
 import { NativeCore, nativeFamily } from './native';
-import { FdResource } from './resource';
-import { SyncFile, SyncFileWaitOptions, kWaitParsed, parseSyncFileWait, toDupOption, toSyncFiles, wrongFdError } from './sync-file';
+import { FdResource, kAdopt } from './resource';
+import { SyncFile, SyncFileWaitOptions, kWaitParsed, parseSyncFileWait, toDupOption, toSyncFiles } from './sync-file';
 import { toEnum, toFd } from './validate';
 
 /** native/dma_buf.cc */
@@ -84,7 +85,7 @@ export class DmaBuf extends FdResource {
    * @internal Wraps a dma-buf fd this library just created (no type check); takes ownership, and
    * closes it if even its size cannot be read.
    */
-  static adopt(fd: number): DmaBuf {
+  static [kAdopt](fd: number): DmaBuf {
     let size: number;
     try {
       size = native.dmaBufSize(fd);
@@ -110,7 +111,13 @@ export class DmaBuf extends FdResource {
   static fromFd(fd: number, options?: { dup?: boolean }): DmaBuf {
     toFd(fd);
     const dup = toDupOption(options);
-    if (!native.isDmaBuf(fd)) throw wrongFdError(fd, 'dma-buf', 'fstatfs');
+    let isDmaBuf: boolean;
+    try {
+      isDmaBuf = native.isDmaBuf(fd);
+    } catch (err) {
+      throw wrongFdError(fd, 'dma-buf', 'fstatfs', err);
+    }
+    if (!isDmaBuf) throw wrongFdError(fd, 'dma-buf', 'fstatfs');
     const size = native.dmaBufSize(fd);
     return new DmaBuf(dup ? native.dup(fd) : fd, size);
   }
@@ -125,7 +132,7 @@ export class DmaBuf extends FdResource {
   exportSyncFile(access: DmaBufAccess = 'readwrite'): SyncFile {
     const flags = accessFlags(access, 'access');
     const fd = this.openFd('DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
-    return SyncFile.adopt(
+    return SyncFile[kAdopt](
       syncFileIoctl('DMA_BUF_IOCTL_EXPORT_SYNC_FILE', () => native.dmaBufExportSyncFile(fd, flags)),
     );
   }
@@ -197,6 +204,11 @@ export class DmaBuf extends FdResource {
    * @throws ClosedError after close(); ExplicitSyncError from the ioctl.
    */
   beginCpuAccess(access: DmaBufAccess = 'readwrite'): void {
+    warnIfBlockingMainThread('DmaBuf#beginCpuAccess', Infinity); // the kernel's wait has no bound
+    this.#startCpuAccess(access);
+  }
+
+  #startCpuAccess(access: DmaBufAccess): void {
     const flags = accessFlags(access, 'access');
     native.dmaBufSync(this.openFd('DMA_BUF_IOCTL_SYNC'), flags | native.DMA_BUF_SYNC.START);
   }
@@ -217,7 +229,7 @@ export class DmaBuf extends FdResource {
       using fences = this.exportSyncFile(access);
       await fences[kWaitParsed](w);
     }
-    this.beginCpuAccess(access);
+    this.#startCpuAccess(access); // nothing left to wait for: no blocking-wait warning
   }
 
   /**

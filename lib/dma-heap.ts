@@ -7,7 +7,7 @@ import { constants as fsConstants, readdirSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
-import { FdResource } from './resource';
+import { FdResource, kAdopt } from './resource';
 import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, toInt, toPath } from './validate';
 
 /** native/dma_heap.cc */
@@ -82,7 +82,7 @@ export class DmaHeap extends FdResource {
     // The system heap allocates page by page until it has `len` bytes: a size beyond the machine's
     // memory never succeeds and gets the process OOM-killed on the way.
     if (len > totalmem()) throw new OutOfRangeError('size', `<= the machine's memory (${totalmem()} bytes)`, size);
-    return DmaBuf.adopt(native.dmaHeapAlloc(this.openFd('DMA_HEAP_IOCTL_ALLOC'), len));
+    return DmaBuf[kAdopt](native.dmaHeapAlloc(this.openFd('DMA_HEAP_IOCTL_ALLOC'), len));
   }
 
   /** @internal */
@@ -134,7 +134,7 @@ export class Udmabuf extends FdResource {
     try {
       native.ftruncate(memfd, len);
       native.sealShrink(memfd);
-      return DmaBuf.adopt(native.udmabufCreate(dev, memfd, 0, len));
+      return DmaBuf[kAdopt](native.udmabufCreate(dev, memfd, 0, len));
     } finally {
       // The dma-buf holds the pages; the memfd is no longer needed.
       native.close(memfd);

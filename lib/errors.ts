@@ -3,7 +3,9 @@
  * `errno`, `syscall` ('ioctl', 'open', 'poll', …) and, for ioctls, the ioctl's name in `ioctl`.
  * @module
  */
+import { fstatSync, readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
+import { describeOwnedFds } from './census';
 
 const PREFERRED = new Set(['EOPNOTSUPP', 'EAGAIN', 'EDEADLK']);
 
@@ -100,9 +102,11 @@ export class ExplicitSyncError extends Error {
     const code = errnoCode(errno);
     const ioctl = isIoctlName(call) ? call : undefined;
     const detail = options.detail;
-    const message =
+    let message =
       options.message ??
       `${code}: ${DESCRIPTIONS[code] ?? 'system error'}, ${call}${detail !== undefined ? ` '${detail}'` : ''}`;
+    // Out of fds: say how many of them are this library's, and of which kind.
+    if (code === 'EMFILE' || code === 'ENFILE') message += ` (${describeOwnedFds()})`;
     super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
     this.code = code;
@@ -152,11 +156,34 @@ export class ClosedError extends ExplicitSyncError {
    * @param call The system call (or ioctl name) that could not be made.
    * @param operation The library operation, when more than that call ('wait', 'page flip').
    */
-  constructor(what: string, call = 'close', operation?: string) {
+  constructor(what: string, call = 'close', operation?: string, options: { message?: string } = {}) {
     super(errnoNumber('EBADF'), call, {
-      message: `EBADF: ${what} is closed`,
+      message: options.message ?? `EBADF: ${what} is closed`,
       ...(operation !== undefined ? { operation } : {}),
     });
+  }
+}
+
+/**
+ * close() found that the object's fd had been closed behind its back (code 'EBADF'): the number is
+ * not open any more (`reused` false), or it is now another file, someone else's (`reused` true).
+ * close() left it alone, so the stranger's file stays open; the object is closed all the same.
+ */
+export class FdLostError extends ClosedError {
+  /** The fd number the object owned. */
+  readonly fd: number;
+  /** True when the number is open again, on another file. */
+  readonly reused: boolean;
+
+  constructor(what: string, fd: number, reused: boolean, createdAt?: string) {
+    const now = reused ? `now refers to another file (${describeFd(fd)}), which was left open` : 'is not open any more';
+    super(what, 'close', undefined, {
+      message:
+        `EBADF: ${what} lost its fd ${fd} to a close() that was not its own: the number ${now}, close. ` +
+        `Never close an object's fd yourself; call its close().${createdAt ?? ''}`,
+    });
+    this.fd = fd;
+    this.reused = reused;
   }
 }
 
@@ -198,6 +225,69 @@ export class AbortError extends Error {
     super(message, options);
     this.name = 'AbortError';
   }
+}
+
+/**
+ * @internal What an fd is, for error messages: the /proc/self/fd link target ('pipe:[1234]',
+ * '/tmp/x', 'anon_inode:sync_file'), or 'unknown' where /proc is not mounted.
+ */
+export function describeFd(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** @internal Whether fd is an open file descriptor (fstat does not fail with EBADF). */
+export function isFdOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'EBADF';
+  }
+}
+
+/** @internal The error for an fd number that is not open: "EBADF: fd 20 is not open, <call>". */
+export function fdNotOpenError(fd: number, call: string, cause?: unknown): ExplicitSyncError {
+  return new ExplicitSyncError(errnoNumber('EBADF'), call, { message: `EBADF: fd ${fd} is not open, ${call}`, detail: `fd ${fd}`, cause });
+}
+
+/**
+ * @internal The error for an fd that one of the fromFd()/import entries refused: EBADF (see
+ * {@link fdNotOpenError}) when it is not open; otherwise `errno` (default ENOTTY, the kernel's own
+ * answer to an ioctl on the wrong kind of file), whatever the probe itself answered (kept as `cause`).
+ */
+export function wrongFdError(fd: number, kind: string, call: string, cause?: unknown, errno = errnoNumber('ENOTTY')): ExplicitSyncError {
+  if (!isFdOpen(fd)) return fdNotOpenError(fd, call, cause);
+  const what = describeFd(fd);
+  const code = errnoCode(errno);
+  return new ExplicitSyncError(errno, call, {
+    message: `${code}: fd ${fd} is not a ${kind} (it is ${what}), ${call}`,
+    detail: `fd ${fd} (${what})`,
+    cause,
+  });
+}
+
+/**
+ * @internal A Node fs error (readdirSync's ENOENT, EMFILE, …) as an ExplicitSyncError with the same
+ * code, errno and syscall, and the path as detail; anything else is returned unchanged.
+ */
+export function errorFromFs(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.errno !== 'number' || typeof e.syscall !== 'string') return err;
+  return new ExplicitSyncError(e.errno, e.syscall, e.path !== undefined ? { detail: e.path, cause: err } : { cause: err });
+}
+
+/**
+ * @internal For loops that skip what they cannot open (device discovery): rethrows `err` (as an
+ * ExplicitSyncError, see {@link errorFromFs}) when it is EMFILE or ENFILE, so that running out
+ * of fds is reported as such and not as "no device found". Returns otherwise.
+ */
+export function rethrowIfOutOfFds(err: unknown): void {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'EMFILE' || code === 'ENFILE') throw errorFromFs(err);
 }
 
 /** Builds the error for a failed native call; installed into the addon by lib/native.ts. */

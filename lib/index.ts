@@ -5,6 +5,7 @@
 export {
   AbortError,
   ClosedError,
+  FdLostError,
   ExplicitSyncError,
   FenceError,
   NoDeviceError,

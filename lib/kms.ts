@@ -13,12 +13,13 @@
  * ClosedError). Sync files are independent fds: out-fences outlive the device.
  * @module
  */
-import { constants as fsConstants, readdirSync } from 'node:fs';
-import { ClosedError, ExplicitSyncError, NoDeviceError, TimeoutError, UnsupportedError } from './errors';
-import { DRI_DIR } from './device';
+import { constants as fsConstants } from 'node:fs';
+import { ClosedError, ExplicitSyncError, NoDeviceError, TimeoutError, UnsupportedError, rethrowIfOutOfFds } from './errors';
+import { DRI_DIR, driNodeNames } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
-import { FdResource } from './resource';
+import { FdResource, kAdopt } from './resource';
+import { CreationSite, creationSite, reportLeak } from './leaks';
 import { SyncFile } from './sync-file';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toInt, toOptions, toPath } from './validate';
 import { FdWaitQueue, abortError, parseWait, setLongTimeout } from './watcher';
@@ -314,7 +315,7 @@ export class KmsFramebuffer implements Disposable {
   dmaBuf(): DmaBuf {
     const call = 'DRM_IOCTL_PRIME_HANDLE_TO_FD';
     this.openId(call);
-    this.#dmaBuf ??= DmaBuf.adopt(native.primeHandleToFd(this.device[kFd](call), this.#handle));
+    this.#dmaBuf ??= DmaBuf[kAdopt](native.primeHandleToFd(this.device[kFd](call), this.#handle));
     return this.#dmaBuf;
   }
 
@@ -413,7 +414,7 @@ const kCrtcIds: unique symbol = Symbol('explicit-sync.kmsCrtcIds');
 const kCurrentCrtc: unique symbol = Symbol('explicit-sync.kmsCurrentCrtc');
 
 /** What the GC backstop of a request needs: its device and the blob ids it still owns (the request's own array). */
-interface HeldBlobs { device: KmsDevice; blobs: number[] }
+interface HeldBlobs { device: KmsDevice; blobs: number[]; site: CreationSite | undefined }
 
 /**
  * GC backstop of requests that still own blobs: destroys them (while their device is open; a
@@ -426,10 +427,11 @@ const blobLeaks = new FinalizationRegistry<HeldBlobs>((held) => {
   } catch {
     // Nothing to report to: the owner is gone. The warning still says what leaked.
   }
-  process.emitWarning(
+  reportLeak(
+    'KmsAtomicRequest',
     `KmsAtomicRequest on ${held.device.path} was garbage-collected without close() or a successful commit; ` +
       `its ${n} property blob(s) were destroyed`,
-    { code: 'EXPLICIT_SYNC_LEAK' },
+    held.site,
   );
 });
 
@@ -599,7 +601,7 @@ export class KmsAtomicRequest implements Disposable {
     this.#open('DRM_IOCTL_MODE_CREATEPROPBLOB');
     const blob = native.kmsCreatePropBlob(this.device[kFd]('DRM_IOCTL_MODE_CREATEPROPBLOB'), mode.raw);
     // Owned until the request is done (see the class comment); the committed state holds its own reference.
-    if (this.#blobs.length === 0) blobLeaks.register(this, { device: this.device, blobs: this.#blobs }, this);
+    if (this.#blobs.length === 0) blobLeaks.register(this, { device: this.device, blobs: this.#blobs, site: creationSite() }, this);
     this.#blobs.push(blob);
     this.set(crtc, 'MODE_ID', blob).set(crtc, 'ACTIVE', true);
     return this.set(connector, 'CRTC_ID', crtc);
@@ -669,7 +671,7 @@ export class KmsAtomicRequest implements Disposable {
     );
     const outFences = new Map<number, SyncFile>();
     fds.forEach((f, i) => {
-      if (f >= 0) outFences.set(outFenceFor[i] as number, SyncFile.adopt(f));
+      if (f >= 0) outFences.set(outFenceFor[i] as number, SyncFile[kAdopt](f));
     });
     const flip = flipCrtcs !== undefined ? this.device[kAwaitFlip](userData, flipCrtcs, flipWait) : undefined;
     if (!o.testOnly) {
@@ -917,12 +919,7 @@ export class KmsDevice extends FdResource {
     }
     const opts = toOptions(pathOrOptions, KMS_OPEN_KEYS, 'pathOrOptions');
     const drivers = opts.driver === undefined ? undefined : typeof opts.driver === 'string' ? [opts.driver] : opts.driver;
-    let names: string[] = [];
-    try {
-      names = readdirSync(DRI_DIR).filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-    } catch {
-      names = [];
-    }
+    const names = driNodeNames().filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
     const seen: string[] = [];
     for (const name of names) {
       const path = `${DRI_DIR}/${name}`;
@@ -930,6 +927,7 @@ export class KmsDevice extends FdResource {
       try {
         fd = openKms(path);
       } catch (err) {
+        rethrowIfOutOfFds(err);
         seen.push(`${path} (${err instanceof UnsupportedError ? 'no atomic KMS' : (err as Error).message})`);
         continue;
       }

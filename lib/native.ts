@@ -28,8 +28,17 @@ export interface NativeCore {
   setErrorFactory(factory: (errno: number, call: string, detail?: string) => Error): void;
   open(path: string, flags: number): number;
   close(fd: number): void;
-  /** Marks fd as owned by a JS object of this env: closed at env teardown (worker exit) unless close()d first. */
-  trackFd(fd: number): void;
+  /**
+   * Marks fd as owned by a JS object of this env: closed at env teardown (worker exit) unless
+   * close()d first, and only while still the file it is now. Returns the token for closeOwned.
+   */
+  trackFd(fd: number): number;
+  /**
+   * Closes an fd trackFd() returned `token` for, if it is still that file and that adoption:
+   * 0 closed it; 1 the fd is not open any more; 2 it is another file, or another object's now.
+   * Never closes in the last two cases.
+   */
+  closeOwned(fd: number, token: number): number;
   dup(fd: number): number;
   fstat(fd: number): NativeStat;
   pollIn(fd: number, timeoutMs: number): boolean;

@@ -1,42 +1,78 @@
 /**
  * FdResource: the base of every object that owns an fd. Exactly one owner closes it once;
  * close() is idempotent; after it `fd` is -1 and every method throws ClosedError; `using` works.
- * A FinalizationRegistry backstop closes fds of objects dropped without close() and warns
- * (code 'EXPLICIT_SYNC_LEAK'). It can never close a reused fd number: it only fires for an object
- * that never gave up its fd, so the number is still ours.
+ *
+ * Never a stranger's fd: adoption records what the fd is (st_dev and st_ino of one fstat, and a
+ * token of the native side's, in native/util.cc's trackFd). close() and the GC backstop close the
+ * fd only while it is still that file and still this object's. If someone closed the number behind
+ * the object's back (and it may since have been reused by another file), close() leaves it open
+ * and throws FdLostError; [Symbol.dispose] and the GC backstop warn instead.
+ *
+ * A FinalizationRegistry backstop closes fds of objects dropped without close() and warns, with
+ * a rate-limited summary (code 'EXPLICIT_SYNC_LEAK', see leaks.ts).
  * @module
  */
-import { ClosedError } from './errors';
+import { countFd } from './census';
+import { ClosedError, FdLostError } from './errors';
+import { CreationSite, creationSite, formatSite, reportLeak } from './leaks';
 import { native } from './native';
 
+/**
+ * @internal Key of the static factories that wrap what this library itself just created, unchecked
+ * (SyncFile, DmaBuf: an fd; Timeline, Syncobj: a handle). A Symbol that the package does not
+ * export, so they are not callable from outside (as better-sqlite3 hides its native handle):
+ * foreign fds go through the checked fromFd()/import entries.
+ */
+export const kAdopt: unique symbol = Symbol('explicit-sync.adopt');
+
+/** What an FdResource owns; also the GC backstop's record (it must not reference the object). */
 interface Held {
-  fd: number;
-  what: string;
+  readonly fd: number;
+  /** From trackFd: identifies this adoption of the fd number. */
+  readonly token: number;
+  readonly what: string;
+  /** Class name, for fd counts and leak summaries. */
+  readonly kind: string;
+  readonly site: CreationSite | undefined;
+}
+
+/** closeOwned()'s answers. */
+const CLOSED = 0;
+const NOT_OPEN = 1;
+
+/** Gives up `held.fd`: closes it if it is still the file adopted, else returns the FdLostError. */
+function release(held: Held): FdLostError | undefined {
+  countFd(held.kind, -1);
+  const outcome = native.closeOwned(held.fd, held.token);
+  if (outcome === CLOSED) return undefined;
+  const createdAt = held.site !== undefined ? ` It was created at:${formatSite(held.site)}` : '';
+  return new FdLostError(held.what, held.fd, outcome !== NOT_OPEN, createdAt);
 }
 
 const leaks = new FinalizationRegistry<Held>((held) => {
+  let lost: FdLostError | undefined;
   try {
-    native.close(held.fd);
+    lost = release(held);
   } catch {
     // Nothing to report to: the owner is gone. The warning below still says what leaked.
   }
-  process.emitWarning(`${held.what} (fd ${held.fd}) was garbage-collected without close(); its fd was closed`, {
-    code: 'EXPLICIT_SYNC_LEAK',
-  });
+  const fate = lost === undefined ? 'its fd was closed' : `its fd was not closed: ${lost.message}`;
+  reportLeak(held.kind, `${held.what} (fd ${held.fd}) was garbage-collected without close(); ${fate}`, held.site);
 });
 
 /** Base class of fd-owning objects. */
 export abstract class FdResource implements Disposable {
   #fd: number;
-  readonly #what: string;
+  readonly #held: Held;
 
   /** Takes ownership of `fd`. */
   protected constructor(fd: number, what: string) {
     this.#fd = fd;
-    this.#what = what;
-    leaks.register(this, { fd, what }, this);
-    // A worker that exits or is terminated runs no JS: the env's teardown closes the fd instead.
-    native.trackFd(fd);
+    const kind = new.target.name;
+    // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
+    this.#held = { fd, token: native.trackFd(fd), what, kind, site: creationSite() };
+    countFd(kind, 1);
+    leaks.register(this, this.#held, this);
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */
@@ -52,7 +88,7 @@ export abstract class FdResource implements Disposable {
   /** The fd, or a ClosedError naming `call` when closed. */
   protected openFd(call: string): number {
     const fd = this.#fd;
-    if (fd < 0) throw new ClosedError(this.#what, call);
+    if (fd < 0) throw new ClosedError(this.#held.what, call);
     return fd;
   }
 
@@ -62,25 +98,30 @@ export abstract class FdResource implements Disposable {
    */
   protected beforeClose(): void {}
 
-  /** Closes the fd. Idempotent; pending waits reject with ClosedError. */
+  /**
+   * Closes the fd. Idempotent; pending waits reject with ClosedError.
+   * @throws FdLostError (a ClosedError, code 'EBADF') when the fd had been closed behind this
+   *   object's back: the number is left alone (it may be another file's now); the object is closed.
+   */
   close(): void {
-    const fd = this.#fd;
-    if (fd < 0) return;
+    if (this.#fd < 0) return;
     try {
       this.beforeClose();
     } finally {
       this.#fd = -1;
       leaks.unregister(this);
-      native.close(fd);
+      const lost = release(this.#held);
+      if (lost !== undefined) throw lost;
     }
   }
 
-  /** Same as close(); never throws. */
+  /** Same as close(); never throws. A lost fd (see close()) is reported as a process warning instead. */
   [Symbol.dispose](): void {
     try {
       this.close();
-    } catch {
+    } catch (err) {
       // Dispose must not throw (it may run while another error unwinds).
+      if (err instanceof FdLostError) process.emitWarning(err.message, { code: 'EXPLICIT_SYNC_FD_LOST' });
     }
   }
 }

@@ -2,10 +2,10 @@
  * sync_file: a fence you hold as an fd (from a dma-buf, a syncobj, a Wayland client, Vulkan, EGL).
  * @module
  */
-import { readlinkSync } from 'node:fs';
-import { ExplicitSyncError, FenceError, TimeoutError, UnsupportedError, errnoCode, errnoNumber } from './errors';
+import { warnIfBlockingMainThread } from './blocking';
+import { ExplicitSyncError, FenceError, TimeoutError, UnsupportedError, errnoCode, errnoNumber, wrongFdError } from './errors';
 import { NativeCore, nativeFamily } from './native';
-import { FdResource } from './resource';
+import { FdResource, kAdopt } from './resource';
 import { MAX_DEADLINE_AHEAD_MS, monotonicNow, toDeadline } from './clock';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions } from './validate';
 import { FdWaitQueue, ParsedWait, TimeOptions, WaitOptions, parseWait } from './watcher';
@@ -32,31 +32,6 @@ const native = nativeFamily<NativeCore & NativeSyncFile>();
 
 /** poll(2) takes an int of milliseconds. */
 const POLL_MAX_MS = 0x7fffffff;
-
-/**
- * @internal What an fd is, for error messages: the /proc/self/fd link target ('pipe:[1234]',
- * '/tmp/x', 'anon_inode:sync_file'), or 'unknown' where /proc is not mounted.
- */
-export function describeFd(fd: number): string {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return 'unknown';
-  }
-}
-
-/**
- * @internal The error for an fd of the wrong kind: code 'ENOTTY' (the kernel's own answer to an
- * ioctl on the wrong kind of file), whatever the probe itself answered (kept as `cause`).
- */
-export function wrongFdError(fd: number, kind: string, call: string, cause?: unknown): ExplicitSyncError {
-  const what = describeFd(fd);
-  return new ExplicitSyncError(errnoNumber('ENOTTY'), call, {
-    message: `ENOTTY: fd ${fd} is not a ${kind} (it is ${what}), ${call}`,
-    detail: `fd ${fd} (${what})`,
-    cause,
-  });
-}
 
 const DUP_KEYS: OptionKeys<{ dup?: boolean }> = { dup: true };
 
@@ -260,7 +235,7 @@ export class SyncFile extends FdResource {
   }
 
   /** @internal Wraps an fd this library just created (no validation, takes ownership). */
-  static adopt(fd: number): SyncFile {
+  static [kAdopt](fd: number): SyncFile {
     return new SyncFile(fd);
   }
 
@@ -281,7 +256,6 @@ export class SyncFile extends FdResource {
     try {
       native.syncFileInfo(fd);
     } catch (err) {
-      if (err instanceof ExplicitSyncError && err.code === 'EBADF') throw err;
       throw wrongFdError(fd, 'sync_file', 'SYNC_IOC_FILE_INFO', err);
     }
     return new SyncFile(dup ? native.dup(fd) : fd);
@@ -456,6 +430,7 @@ export class SyncFile extends FdResource {
    */
   waitSync(options?: SyncFileWaitSyncOptions | number): void {
     const w = parseSyncFileWait(typeof options === 'number' ? { timeoutMs: options } : options, true);
+    warnIfBlockingMainThread('SyncFile#waitSync', w.timeoutMs ?? Infinity);
     const fd = this.openFd('poll');
     if (w.fenceDeadline !== undefined) this.setDeadline(w.fenceDeadline);
     if (w.timeoutMs === undefined) {

@@ -4,8 +4,10 @@
  * @module
  * @internal
  */
-import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
-import { SyncFile, describeFd } from './sync-file';
+import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber, isFdOpen, wrongFdError } from './errors';
+import { SyncFile } from './sync-file';
+import { WAIT_EVENTFD, countFd } from './census';
+import { CreationSite, creationSite, reportLeak } from './leaks';
 import { Device, kDeviceCloseHooks, kDeviceFd } from './device';
 import { NativeCore, nativeFamily } from './native';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions, toTimeoutMs, toU64 } from './validate';
@@ -165,6 +167,9 @@ interface Held {
   device: Device;
   handle: number;
   what: string;
+  /** Class name, for leak summaries. */
+  kind: string;
+  site: CreationSite | undefined;
   /** Eventfds the object's wait queue keeps open (persistent waiters): closed with the handle. */
   fds: Set<number>;
 }
@@ -201,6 +206,7 @@ export function toImportOptions(options: unknown): number {
 
 const leaks = new FinalizationRegistry<Held>((held) => {
   for (const fd of held.fds) {
+    countFd(WAIT_EVENTFD, -1);
     try {
       native.close(fd);
     } catch {
@@ -213,9 +219,7 @@ const leaks = new FinalizationRegistry<Held>((held) => {
   } catch {
     // Nothing to report to: the owner is gone. The warning still says what leaked.
   }
-  process.emitWarning(`${held.what} (handle ${held.handle}) was garbage-collected without close(); it was destroyed`, {
-    code: 'EXPLICIT_SYNC_LEAK',
-  });
+  reportLeak(held.kind, `${held.what} (handle ${held.handle}) was garbage-collected without close(); it was destroyed`, held.site);
 });
 
 /**
@@ -239,7 +243,7 @@ export abstract class SyncobjResource implements Disposable {
     this.#handle = handle;
     this.#what = what;
     this.#defaultTimeoutMs = defaultTimeoutMs;
-    leaks.register(this, { device, handle, what, fds: this.waitFds }, this);
+    leaks.register(this, { device, handle, what, kind: new.target.name, site: creationSite(), fds: this.waitFds }, this);
   }
 
   /** The Device whose fd this handle lives on. */
@@ -440,13 +444,8 @@ export function importHandle(device: Device, fd: number, cap: 'syncobj' | 'timel
     return native.syncobjFdToHandle(devFd, fd, 0, 0, 0n);
   } catch (err) {
     // The kernel says EINVAL both for a closed fd and for an fd of another kind: say which.
-    if (!(err instanceof ExplicitSyncError) || err.code !== 'EINVAL') throw err;
-    const what = describeFd(fd);
-    throw new ExplicitSyncError(err.errno, 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE', {
-      message: `EINVAL: fd ${fd} is not a syncobj fd (${what === 'unknown' ? 'it is not open' : `it is ${what}`}), DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE`,
-      detail: `fd ${fd} (${what})`,
-      cause: err,
-    });
+    if (!(err instanceof ExplicitSyncError) || (err.code !== 'EINVAL' && isFdOpen(fd))) throw err;
+    throw wrongFdError(fd, 'syncobj fd', 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE', err, -err.errno);
   }
 }
 

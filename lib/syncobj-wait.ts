@@ -41,6 +41,7 @@
  * @module
  * @internal
  */
+import { WAIT_EVENTFD, countFd } from './census';
 import { ClosedError, ExplicitSyncError } from './errors';
 import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
 import { MAX_TIMEOUT_MS } from './validate';
@@ -349,6 +350,7 @@ export class PointWaitQueue {
     if (lane.eventFd < 0) {
       lane.eventFd = native.eventfdCreate();
       native.trackFd(lane.eventFd); // closed by the env's teardown if a worker dies with waits pending
+      countFd(WAIT_EVENTFD, 1);
       this.#ownedFds.add(lane.eventFd);
     }
     if (lane.watcher === null) {
@@ -518,6 +520,7 @@ export class PointWaitQueue {
       const fd = lane.eventFd;
       lane.eventFd = -1;
       this.#ownedFds.delete(fd);
+      countFd(WAIT_EVENTFD, -1);
       native.close(fd);
     }
   }

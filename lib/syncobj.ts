@@ -3,9 +3,11 @@
  * Also adds `createSyncobj()`, `importSyncobj()` and `features` to {@link Device}.
  * @module
  */
+import { warnIfBlockingMainThread } from './blocking';
 import { Device, kDeviceFd } from './device';
 import { ExplicitSyncError, TimeoutError } from './errors';
 import { SyncFile } from './sync-file';
+import { kAdopt } from './resource';
 import {
   AsyncWaitOptions,
   F,
@@ -71,7 +73,7 @@ export class Syncobj extends SyncobjResource {
    * @internal Wraps a handle this library just created or imported on `device` (takes ownership);
    * `defaultTimeoutMs` bounds waits that give no timeout (Infinity: none).
    */
-  static adopt(device: Device, handle: number, defaultTimeoutMs = Infinity): Syncobj {
+  static [kAdopt](device: Device, handle: number, defaultTimeoutMs = Infinity): Syncobj {
     return new Syncobj(device, handle, defaultTimeoutMs);
   }
 
@@ -149,6 +151,7 @@ export class Syncobj extends SyncobjResource {
    */
   waitSync(options?: SyncWaitOptions): void {
     const w = parseWait(options, false, this.defaultTimeoutMs);
+    warnIfBlockingMainThread('Syncobj#waitSync', w.timeoutMs);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_WAIT');
     checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_WAIT');
     if (multiWait(this.device, fd, Uint32Array.of(this.liveHandle), w, true) === TIMED_OUT)
@@ -174,7 +177,7 @@ export class Syncobj extends SyncobjResource {
   exportSyncFile(): SyncFile {
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
     try {
-      return SyncFile.adopt(native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE, 0n));
+      return SyncFile[kAdopt](native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE, 0n));
     } catch (err) {
       if (err instanceof ExplicitSyncError && err.code === 'EINVAL' && !hasFence(this.device, fd, this.liveHandle))
         throw new ExplicitSyncError(err.errno, 'DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD', {
@@ -388,11 +391,11 @@ Device.prototype.createSyncobj = function createSyncobj(this: Device, options?: 
     throw new InvalidArgTypeError('options.signaled', 'of type boolean', opts.signaled);
   requireCap(this, 'syncobj', 'DRM_IOCTL_SYNCOBJ_CREATE');
   const fd = this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE');
-  return Syncobj.adopt(this, native.syncobjCreate(fd, opts.signaled ? F.CREATE_SIGNALED : 0));
+  return Syncobj[kAdopt](this, native.syncobjCreate(fd, opts.signaled ? F.CREATE_SIGNALED : 0));
 };
 
 Device.prototype.importSyncobj = function importSyncobj(this: Device, fd: number, options?: ImportOptions): Syncobj {
   const bound = toImportOptions(options);
-  return Syncobj.adopt(this, importHandle(this, fd, 'syncobj'), bound);
+  return Syncobj[kAdopt](this, importHandle(this, fd, 'syncobj'), bound);
 };
 

@@ -4,9 +4,11 @@
  * Also adds `createTimeline()` and `importTimeline()` to {@link Device}.
  * @module
  */
+import { warnIfBlockingMainThread } from './blocking';
 import { Device, kDeviceFd } from './device';
 import { ClosedError, ExplicitSyncError, TimeoutError } from './errors';
 import { SyncFile, toSyncFiles } from './sync-file';
+import { kAdopt } from './resource';
 import { Syncobj } from './syncobj';
 import {
   AVAILABLE_FLAGS,
@@ -123,7 +125,7 @@ export class Timeline extends SyncobjResource {
    * @internal Wraps a handle this library just created or imported on `device` (takes ownership);
    * `defaultTimeoutMs` bounds waits that give no timeout (Infinity: none).
    */
-  static adopt(device: Device, handle: number, defaultTimeoutMs = Infinity): Timeline {
+  static [kAdopt](device: Device, handle: number, defaultTimeoutMs = Infinity): Timeline {
     return new Timeline(device, handle, defaultTimeoutMs);
   }
 
@@ -382,6 +384,7 @@ export class Timeline extends SyncobjResource {
   waitSync(point: bigint | number, options?: SyncWaitOptions): void {
     const p = parsePoint(point);
     const w = parseWait(options, false, this.defaultTimeoutMs);
+    warnIfBlockingMainThread('Timeline#waitSync', w.timeoutMs);
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     checkFenceDeadline(this.device, w, 'DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT');
     if (p === 0n) return; // see ORIGIN below
@@ -468,6 +471,7 @@ export class Timeline extends SyncobjResource {
   static #waitManySync(list: readonly TimelinePoint[], options: SyncWaitOptions | undefined, all: boolean): number {
     const c = Timeline.#check(list);
     const w = parseWait(options, false, c.timelines.reduce((m, t) => Math.min(m, t.defaultTimeoutMs), Infinity));
+    warnIfBlockingMainThread(all ? 'Timeline.waitAllSync' : 'Timeline.waitAnySync', w.timeoutMs);
     const device = c.timelines[0]!.device;
     if (!c.timelines.every((t) => t.device === device))
       throw new InvalidArgValueError('points', 'must all be on the same Device for a blocking wait', list);
@@ -557,11 +561,11 @@ export class Timeline extends SyncobjResource {
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
     try {
       if (syncobjFeatures(this.device).timelineSyncFile)
-        return SyncFile.adopt(native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE | F.EXPORT_TIMELINE, point));
+        return SyncFile[kAdopt](native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE | F.EXPORT_TIMELINE, point));
       const tmp = native.syncobjCreate(fd, 0);
       try {
         native.syncobjTransfer(fd, this.liveHandle, point, tmp, 0n, 0);
-        return SyncFile.adopt(native.syncobjHandleToFd(fd, tmp, F.EXPORT_SYNC_FILE, 0n));
+        return SyncFile[kAdopt](native.syncobjHandleToFd(fd, tmp, F.EXPORT_SYNC_FILE, 0n));
       } finally {
         native.syncobjDestroy(fd, tmp);
       }
@@ -621,10 +625,10 @@ declare module './device' {
 
 Device.prototype.createTimeline = function createTimeline(this: Device): Timeline {
   requireCap(this, 'timeline', 'DRM_IOCTL_SYNCOBJ_CREATE');
-  return Timeline.adopt(this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
+  return Timeline[kAdopt](this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
 };
 
 Device.prototype.importTimeline = function importTimeline(this: Device, fd: number, options?: ImportOptions): Timeline {
   const bound = toImportOptions(options);
-  return Timeline.adopt(this, importHandle(this, fd, 'timeline'), bound);
+  return Timeline[kAdopt](this, importHandle(this, fd, 'timeline'), bound);
 };

@@ -9,12 +9,12 @@
  * buffer are independent: they outlive both the buffer and the device.
  * @module
  */
-import { constants as fsConstants, readdirSync } from 'node:fs';
-import { ClosedError, ExplicitSyncError, NoDeviceError, errnoNumber } from './errors';
-import { Device, DRI_DIR } from './device';
+import { constants as fsConstants } from 'node:fs';
+import { ClosedError, ExplicitSyncError, NoDeviceError, errnoNumber, rethrowIfOutOfFds } from './errors';
+import { Device, DRI_DIR, driNodeNames } from './device';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
-import { FdResource } from './resource';
+import { FdResource, kAdopt } from './resource';
 import { InvalidArgTypeError, OptionKeys, toInt, toOptions, toPath } from './validate';
 
 /** native/vgem.cc */
@@ -105,13 +105,7 @@ export class VgemDevice extends FdResource {
       }
       return new VgemDevice(fd, path);
     }
-    let names: string[];
-    try {
-      names = readdirSync(DRI_DIR);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      names = [];
-    }
+    const names = driNodeNames();
     const cards = names.filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
     const found: string[] = [];
     // Card nodes whose driver the master-free listing already knows are not opened unless vgem;
@@ -127,7 +121,8 @@ export class VgemDevice extends FdResource {
       let fd: number;
       try {
         fd = native.open(p, fsConstants.O_RDWR);
-      } catch {
+      } catch (err) {
+        rethrowIfOutOfFds(err);
         continue; // permissions: look further
       }
       let driver: string | undefined;
@@ -229,7 +224,7 @@ export class VgemBuffer implements Disposable {
    */
   exportDmaBuf(): DmaBuf {
     const { fd, handle } = this.#open('DRM_IOCTL_PRIME_HANDLE_TO_FD');
-    return DmaBuf.adopt(native.primeHandleToFd(fd, handle));
+    return DmaBuf[kAdopt](native.primeHandleToFd(fd, handle));
   }
 
   /**

@@ -15,8 +15,17 @@ namespace es {
 
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
+// Whether fd is still the file `owned` recorded: open, same st_dev and st_ino.
+static bool IsSameFile(int fd, const AddonData::OwnedFd& owned) {
+  struct stat st = {};
+  if (fstat(fd, &st) == -1) return false;
+  return st.st_dev == owned.dev && st.st_ino == owned.ino;
+}
+
 AddonData::~AddonData() {
-  for (int fd : owned_fds) close(fd);
+  // An fd its owner lost (closed behind its back, the number reused by another file) is left alone.
+  for (const auto& [fd, owned] : owned_fds)
+    if (IsSameFile(fd, owned)) close(fd);
 }
 
 void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* detail) {
@@ -127,10 +136,37 @@ static void Close(const Napi::CallbackInfo& info) {
   if (close(fd) == -1 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
 }
 
-// trackFd(fd): void — fd is owned by a JS object of this env until close(fd); if the env is torn
-// down first (worker exit), its cleanup closes it.
-static void TrackFd(const Napi::CallbackInfo& info) {
-  GetAddonData(info.Env())->owned_fds.insert(ArgFd(info, 0));
+// trackFd(fd): token — fd is owned by a JS object of this env until close(fd) or closeOwned(fd,
+// token); if the env is torn down first (worker exit), its cleanup closes it. Records the file's
+// identity (one fstat) for closeOwned. The token is never 0. Never throws for an fd (the caller
+// has just taken ownership): one fstat cannot fail on an open fd, and a closed one is never closed.
+static Napi::Value TrackFd(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  AddonData* data = GetAddonData(info.Env());
+  struct stat st = {};
+  if (fstat(fd, &st) == -1) st.st_dev = 0, st.st_ino = 0;
+  if (++data->next_token == 0) data->next_token = 1;
+  data->owned_fds[fd] = AddonData::OwnedFd{st.st_dev, st.st_ino, data->next_token};
+  return Napi::Number::New(info.Env(), data->next_token);
+}
+
+// closeOwned(fd, token): 0 when it closed fd; 1 when fd is not open any more (closed behind its
+// owner's back); 2 when fd is now another file (or another object's: a later trackFd of the same
+// number) — in both cases nothing is closed. The owner gives up fd whatever the result.
+static Napi::Value CloseOwned(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  uint32_t token = ArgU32(info, 1);
+  AddonData* data = GetAddonData(info.Env());
+  auto it = data->owned_fds.find(fd);
+  if (it != data->owned_fds.end() && it->second.token == token) {
+    bool same = IsSameFile(fd, it->second);
+    data->owned_fds.erase(it);
+    if (same) {
+      if (close(fd) == -1 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
+      return Napi::Number::New(info.Env(), 0);
+    }
+  }
+  return Napi::Number::New(info.Env(), fcntl(fd, F_GETFD) == -1 ? 1 : 2);
 }
 
 // dup(fd): fd — F_DUPFD_CLOEXEC; the caller owns the new fd.
@@ -173,6 +209,7 @@ void InitUtil(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("trackFd", Napi::Function::New(env, TrackFd, "trackFd"));
+  exports.Set("closeOwned", Napi::Function::New(env, CloseOwned, "closeOwned"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
   exports.Set("pollIn", Napi::Function::New(env, PollIn, "pollIn"));

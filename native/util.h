@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <string>
-#include <unordered_set>
+#include <sys/types.h>
+
+#include <unordered_map>
 
 namespace es {
 
@@ -21,10 +23,20 @@ struct AddonData {
   // Open uv_poll handles of this env, closed by an async cleanup hook at teardown (fd_watcher.cc).
   // The hook frees the registry once every handle is closed; AddonData outlives no handle.
   WatcherRegistry* watchers = nullptr;
-  // fds owned by this env's JS objects (trackFd): the env closes those still open when it is torn
-  // down (a worker that exits or is terminate()d runs no JS to close them). close() forgets them.
-  // The destructor runs after the async cleanup hook closed every poll handle of the env.
-  std::unordered_set<int> owned_fds;
+  // What an fd owned by a JS object is: the file it was when adopted (st_dev, st_ino of one fstat)
+  // and the token that object holds (a new one for each trackFd, so that two objects that held the
+  // same fd number in turn are told apart even when their files share an inode, as sync_files do).
+  struct OwnedFd {
+    dev_t dev;
+    ino_t ino;
+    uint32_t token;
+  };
+  // fds owned by this env's JS objects (trackFd): the env closes those still open, and still the
+  // file adopted, when it is torn down (a worker that exits or is terminate()d runs no JS to close
+  // them). close() forgets them. The destructor runs after the async cleanup hook closed every
+  // poll handle of the env.
+  std::unordered_map<int, OwnedFd> owned_fds;
+  uint32_t next_token = 0;
 
   AddonData() = default;
   AddonData(const AddonData&) = delete;

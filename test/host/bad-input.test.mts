@@ -3,6 +3,7 @@
 // oversized lists, and fds that are not what they claim. Each gets a typed error with a useful
 // message; nothing crashes; no fd is left behind or taken. Plus a fuzz of the native layer itself.
 import { expect } from 'chai';
+import { kAdopt } from '../../dist/resource.js';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -197,9 +198,9 @@ describe('bad input (host)', () => {
     let s: Syncobj;
     before(() => {
       dev = fakeDevice();
-      t = Timeline.adopt(dev, 1);
-      t2 = Timeline.adopt(fakeDevice(), 2); // another Device
-      s = Syncobj.adopt(dev, 3);
+      t = Timeline[kAdopt](dev, 1);
+      t2 = Timeline[kAdopt](fakeDevice(), 2); // another Device
+      s = Syncobj[kAdopt](dev, 3);
     });
     after(() => {
       retire(dev);

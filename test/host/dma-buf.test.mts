@@ -1,8 +1,9 @@
 // DmaBuf, VgemDevice, Udmabuf and DmaHeap on the host: validation, wrong fd types, the behaviour
 // without devices, error mapping and mapping safety. The host has no dma-buf source, so a regular
-// file wrapped with the internal DmaBuf.adopt() stands in where a mappable fd is enough (and, since
+// file wrapped with the internal DmaBuf[kAdopt]() stands in where a mappable fd is enough (and, since
 // it answers ENOTTY to every dma-buf ioctl, for a kernel before 6.0). Real buffers: test/vm.
 import { expect } from 'chai';
+import { kAdopt } from '../../dist/resource.js';
 import { execFileSync } from 'node:child_process';
 import {
   closeSync,
@@ -40,7 +41,7 @@ let n = 0;
 function fileBuf(size = 8192): { buf: DmaBuf; path: string } {
   const path = join(dir, `file${n++}`);
   writeFileSync(path, Buffer.alloc(size));
-  return { buf: DmaBuf.adopt(openSync(path, 'r+')), path };
+  return { buf: DmaBuf[kAdopt](openSync(path, 'r+')), path };
 }
 
 function openFifo(): number {
@@ -106,7 +107,7 @@ describe('DmaBuf#exportSyncFile() / #importSyncFile() (ENOTTY stand-in)', () => 
   it('turns ENOTTY into UnsupportedError naming the feature and Linux 6.0', () => {
     const { buf } = fileBuf();
     const fd = openSync('/dev/null', 'r');
-    const sf = SyncFile.adopt(fd);
+    const sf = SyncFile[kAdopt](fd);
     try {
       expect(buf.supportsSyncFile()).to.equal(false);
       const e = shouldThrow(() => buf.exportSyncFile('read'), UnsupportedError);
@@ -136,7 +137,7 @@ describe('DmaBuf#exportSyncFile() / #importSyncFile() (ENOTTY stand-in)', () => 
 
   it('importSyncFile of a closed SyncFile throws ClosedError', () => {
     const { buf } = fileBuf();
-    const sf = SyncFile.adopt(openSync('/dev/null', 'r'));
+    const sf = SyncFile[kAdopt](openSync('/dev/null', 'r'));
     sf.close();
     try {
       shouldThrow(() => buf.importSyncFile(sf), ClosedError);
@@ -182,7 +183,7 @@ describe('DmaBuf#map()', () => {
 describe('DmaBuf#close()', () => {
   it('is idempotent, sets fd to -1; every method then throws ClosedError', () => {
     const { buf } = fileBuf();
-    const sf = SyncFile.adopt(openSync('/dev/null', 'r'));
+    const sf = SyncFile[kAdopt](openSync('/dev/null', 'r'));
     buf.close();
     buf.close();
     expect(buf.fd).to.equal(-1);

@@ -28,6 +28,7 @@ import {
 } from 'explicit-sync';
 import { FlipTable, EVENT_FLIP_COMPLETE } from '../../dist/kms.js';
 import { nearestKey } from '../../dist/validate.js';
+import { kAdopt } from '../../dist/resource.js';
 import { openFifo as openFifoIn, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
 import { fakeDevice, retire } from './syncobj-fakes.mjs';
 
@@ -66,11 +67,11 @@ describe('options bags (issue 18)', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'explicit-sync-options-'));
     dev = fakeDevice();
-    t = Timeline.adopt(dev, 1);
-    t2 = Timeline.adopt(dev, 2);
-    s = Syncobj.adopt(dev, 3);
-    sf = SyncFile.adopt(openFifo());
-    sf2 = SyncFile.adopt(openFifo());
+    t = Timeline[kAdopt](dev, 1);
+    t2 = Timeline[kAdopt](dev, 2);
+    s = Syncobj[kAdopt](dev, 3);
+    sf = SyncFile[kAdopt](openFifo());
+    sf2 = SyncFile[kAdopt](openFifo());
   });
   after(() => {
     retire(dev);
@@ -233,7 +234,7 @@ describe('options bags (issue 18)', () => {
 
   describe('errors name a real system call; the operation goes in `operation`', () => {
     it('SyncFile: a closed one, and a wait pending at close()', async () => {
-      const x = SyncFile.adopt(openFifo());
+      const x = SyncFile[kAdopt](openFifo());
       const p = x.wait();
       x.close();
       const e = await shouldReject(p, ClosedError);
@@ -244,8 +245,8 @@ describe('options bags (issue 18)', () => {
 
     it('Timeline / Syncobj closed: the wait ioctl', async () => {
       const d = fakeDevice();
-      const x = Timeline.adopt(d, 9);
-      const y = Syncobj.adopt(d, 10);
+      const x = Timeline[kAdopt](d, 9);
+      const y = Syncobj[kAdopt](d, 10);
       retire(d);
       x.close();
       y.close();

@@ -5,10 +5,12 @@
 // drivers cannot produce (no vgem, virtio_gpu or vkms fence signals with an error). Real fences are
 // tested in test/vm.
 import { expect } from 'chai';
+import { kAdopt } from '../../dist/resource.js';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   AbortError,
   ClosedError,
@@ -57,7 +59,7 @@ function useStandInStatus(): void {
 /** A stand-in "fence" over a FIFO: signal() it, or fail() it (signalled with error `errno` < 0). */
 function fakeFence(): { sf: SyncFile; signal(): void; fail(errno: number): void } {
   const fd = openFifo();
-  const sf = SyncFile.adopt(fd);
+  const sf = SyncFile[kAdopt](fd);
   standInStatus.set(fd, 1);
   const signal = (): void => void writeSync(fd, 'x');
   return { sf, signal, fail: (errno) => (standInStatus.set(fd, errno), signal()) };
@@ -341,9 +343,10 @@ describe('SyncFile#wait() (FIFO stand-in)', () => {
       const { execFileSync } = require('node:child_process');
       const fs = require('node:fs');
       const { SyncFile } = require('explicit-sync');
+      const { kAdopt } = require(${JSON.stringify(fileURLToPath(new URL('../../dist/resource.js', import.meta.url)))});
       const path = ${JSON.stringify(join(dir, 'fifo-child'))};
       execFileSync('mkfifo', [path]);
-      const sf = SyncFile.adopt(fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
+      const sf = SyncFile[kAdopt](fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
       sf.wait({ ref: false }).then(() => process.exit(3));
       setTimeout(() => {}, 50);`;
     const out = execFileSync(process.execPath, ['-e', code], { timeout: 20_000, encoding: 'utf8' });

@@ -1,6 +1,7 @@
 // Binary Syncobj without a kernel: argument validation happens before any ioctl (a stand-in Device
 // fails the test if one is reached), and the handle-owner contract (close, ClosedError, using).
 import { expect } from 'chai';
+import { kAdopt } from '../../dist/resource.js';
 import {
   AbortError,
   ClosedError,
@@ -22,7 +23,7 @@ describe('Syncobj (host: validation before any ioctl)', () => {
   let s: Syncobj;
   beforeEach(() => {
     device = fakeDevice();
-    s = Syncobj.adopt(device, 5);
+    s = Syncobj[kAdopt](device, 5);
   });
   afterEach(() => {
     retire(device);
@@ -65,7 +66,7 @@ describe('Syncobj (host: validation before any ioctl)', () => {
       const e = await shouldReject(p, AbortError);
       expect(e.cause).to.equal('no');
     }
-    const t = Timeline.adopt(device, 12);
+    const t = Timeline[kAdopt](device, 12);
     await shouldReject(Timeline.waitAny([{ timeline: t, point: 1 }], { signal: ac.signal }), AbortError);
     retire(device);
     t.close();
@@ -73,7 +74,7 @@ describe('Syncobj (host: validation before any ioctl)', () => {
 
   it('waitAllSync across devices is refused (one ioctl cannot span two DRM files)', () => {
     const other = fakeDevice();
-    const s2 = Syncobj.adopt(other, 6);
+    const s2 = Syncobj[kAdopt](other, 6);
     shouldThrow(() => Syncobj.waitAllSync([s, s2]), InvalidArgValueError);
     retire(other);
     s2.close();
@@ -108,8 +109,8 @@ describe('Syncobj (host: validation before any ioctl)', () => {
   });
 
   it('a closed destination of Timeline#transfer() is a ClosedError, not a stale handle', () => {
-    const t = Timeline.adopt(device, 9);
-    const dst = Syncobj.adopt(device, 10);
+    const t = Timeline[kAdopt](device, 9);
+    const dst = Syncobj[kAdopt](device, 10);
     Object.defineProperty(device, kDeviceFd, { value: () => 3 }); // "open" device fd for the source
     retire(device);
     dst.close();

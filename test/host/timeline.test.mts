@@ -2,6 +2,7 @@
 // ioctl (a stand-in Device fails the test if one is reached), error shapes, and the queue's logic
 // on a real eventfd with a scripted syncobj.
 import { expect } from 'chai';
+import { kAdopt } from '../../dist/resource.js';
 import { spawnSync } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import {
@@ -42,9 +43,9 @@ describe('Timeline (host: validation before any ioctl)', () => {
   let s: Syncobj;
   beforeEach(() => {
     device = fakeDevice();
-    t = Timeline.adopt(device, 7);
-    t2 = Timeline.adopt(device, 8);
-    s = Syncobj.adopt(device, 3);
+    t = Timeline[kAdopt](device, 7);
+    t2 = Timeline[kAdopt](device, 8);
+    s = Syncobj[kAdopt](device, 3);
   });
   afterEach(() => {
     retire(device);
@@ -104,7 +105,7 @@ describe('Timeline (host: validation before any ioctl)', () => {
     shouldThrow(() => t.importSyncFile(1, 5 as never), InvalidArgTypeError);
     shouldThrow(() => t.transfer(1, {} as Timeline, 2), InvalidArgTypeError);
     shouldThrow(() => t.transfer(1, s, 2), InvalidArgValueError);
-    const other = Timeline.adopt(fakeDevice(), 4);
+    const other = Timeline[kAdopt](fakeDevice(), 4);
     shouldThrow(() => t.transfer(1, other, 2), InvalidArgValueError);
     retire(other.device);
     other.close();
@@ -136,7 +137,7 @@ describe('Timeline (host: validation before any ioctl)', () => {
   it('`using` closes it', () => {
     let h: Timeline;
     {
-      using inner = Timeline.adopt(device, 11);
+      using inner = Timeline[kAdopt](device, 11);
       h = inner;
       retire(device);
     }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import {
   Device,
   DmaBuf,
+  ExplicitSyncError,
   DmaHeap,
   MAX_WAIT_ENTRIES,
   SyncFile,
@@ -24,7 +25,7 @@ import {
   type VgemFence,
 } from 'explicit-sync';
 import { nativeFamily } from '../../dist/native.js';
-import { openFds, settlesWithin, shouldReject } from '../helpers.mjs';
+import { openFds, settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
 import {
   CLOSED,
   NOT_NUMERIC,
@@ -309,8 +310,9 @@ describe('bad input (kernel)', function () {
       for (const [label, fd] of [['a closed fd', closed], ['2^30 (never open)', 2 ** 30]] as const) {
         cases.push({ name: `SyncFile.fromFd(${label})`, run: () => SyncFile.fromFd(fd), expect: sys('EBADF') });
         cases.push({ name: `DmaBuf.fromFd(${label})`, run: () => DmaBuf.fromFd(fd), expect: sys('EBADF') });
-        cases.push({ name: `device.importTimeline(${label})`, run: () => dev.importTimeline(fd), expect: sys('EINVAL') });
-        cases.push({ name: `device.importSyncobj(${label})`, run: () => dev.importSyncobj(fd), expect: sys('EINVAL') });
+        // The kernel says EINVAL for a closed fd too; the library says what it is: EBADF, not open.
+        cases.push({ name: `device.importTimeline(${label})`, run: () => dev.importTimeline(fd), expect: sys('EBADF') });
+        cases.push({ name: `device.importSyncobj(${label})`, run: () => dev.importSyncobj(fd), expect: sys('EBADF') });
       }
       await expectAll(cases);
       // Every fd is still open and ours: closing them must not fail with EBADF.
@@ -327,6 +329,22 @@ describe('bad input (kernel)', function () {
         closeSync(fd);
       }
       expect(() => dev.importTimeline(2 ** 30)).to.throw(/is not open/);
+    });
+
+    it('one wording for an fd that is not open: "EBADF: fd N is not open, <call>"', () => {
+      const closed = openSync('/dev/null', 'r');
+      closeSync(closed);
+      const entries: Array<[string, () => unknown]> = [
+        ['SYNC_IOC_FILE_INFO', () => SyncFile.fromFd(closed)],
+        ['fstatfs', () => DmaBuf.fromFd(closed)],
+        ['DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE', () => dev.importTimeline(closed)],
+        ['DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE', () => dev.importSyncobj(closed)],
+      ];
+      for (const [call, run] of entries) {
+        const err = shouldThrow(run, ExplicitSyncError);
+        expect(err.code).to.equal('EBADF');
+        expect(err.message).to.equal(`EBADF: fd ${closed} is not open, ${call}`);
+      }
     });
   });
 

@@ -1,10 +1,11 @@
 // Lifetimes against the real kernel: the garbage-collector backstop (in a child process, since the
 // root hooks fail on EXPLICIT_SYNC_LEAK warnings), double close, close with pending waits.
 import { expect } from 'chai';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import {
   ClosedError,
   Device,
+  FdLostError,
   DmaBuf,
   DmaHeap,
   SyncFile,
@@ -21,7 +22,11 @@ interface GcResult {
   n: number;
   objects: number;
   collected: boolean;
+  /** Objects the leak warnings reported (the sum of their `count`s). */
   warnings: number;
+  /** Warnings emitted: the first leak, then at most one summary per second. */
+  warningLines: number;
+  collectMs: number;
   expectedWarnings: number;
   fdsBefore: number;
   fdsPeak: number;
@@ -29,7 +34,8 @@ interface GcResult {
   rssBeforeMiB: number;
   rssPeakMiB: number;
   rssAfterMiB: number;
-  sampleWarning: string | undefined;
+  firstWarning: string | undefined;
+  summaryWarning: string | undefined;
   reuse: { sameNumber: boolean; otherStillOpen: boolean; warnings: number; originalStillWorks: boolean };
   pending: {
     beforeSignal: { warnings: number; sf: string; tl: string };
@@ -54,16 +60,20 @@ describe('lifetimes (kernel)', () => {
       r = run.result!;
       console.log(
         `      ${r.objects} objects dropped: fds ${r.fdsBefore} → ${r.fdsPeak} → ${r.fdsAfter} after GC; ` +
-          `RSS ${r.rssBeforeMiB} → ${r.rssPeakMiB} → ${r.rssAfterMiB} MiB; ${r.warnings} EXPLICIT_SYNC_LEAK warnings`,
+          `RSS ${r.rssBeforeMiB} → ${r.rssPeakMiB} → ${r.rssAfterMiB} MiB; ${r.warnings} objects in ${r.warningLines} EXPLICIT_SYNC_LEAK warnings`,
       );
     });
 
-    it('closes every fd and destroys every handle, with one EXPLICIT_SYNC_LEAK warning per object', () => {
+    it('closes every fd and destroys every handle; EXPLICIT_SYNC_LEAK warnings: the first, then summaries with counts', () => {
       expect(r.collected).to.equal(true);
       expect(r.warnings).to.equal(r.expectedWarnings);
+      // One at once, then at most one per second (plus one for a window cut by the end of the wait).
+      expect(r.warningLines).to.be.at.least(2).and.at.most(2 + Math.ceil(r.collectMs / 1000));
       expect(r.fdsPeak - r.fdsBefore).to.be.greaterThanOrEqual(r.n * 2);
       expect(r.fdsAfter).to.equal(r.fdsBefore);
-      expect(r.sampleWarning).to.match(/^SyncFile \(fd \d+\) was garbage-collected without close\(\)/);
+      expect(r.firstWarning).to.match(/^(SyncFile|DmaBuf|Device \S+|Timeline|Syncobj) \((fd|handle) \d+\) was garbage-collected without close\(\)/);
+      expect(r.firstWarning).to.include('EXPLICIT_SYNC_TRACE_LEAKS=1');
+      expect(r.summaryWarning).to.match(/^\d[\d,]* more objects were garbage-collected without close\(\) since .*\d[\d,]* (SyncFile|DmaBuf|Timeline|Syncobj)/);
     });
 
     it('never closes an fd number that a closed object gave up and someone else reuses', () => {
@@ -124,6 +134,65 @@ describe('lifetimes (kernel)', () => {
         o.close();
       }
       expect(openFds()).to.deep.equal(before);
+    });
+
+    it('a sync_file whose fd was closed by hand and reused: close() leaves the new file open and throws FdLostError', () => {
+      const { fence, syncFile } = vgemFence(vgem);
+      const n = syncFile.fd;
+      closeSync(n); // the mistake
+      const lower: number[] = []; // free numbers below n, taken until /dev/null lands on n
+      let stranger = openSync('/dev/null', 'r');
+      while (stranger < n) {
+        lower.push(stranger);
+        stranger = openSync('/dev/null', 'r');
+      }
+      for (const fd of lower) closeSync(fd);
+      try {
+        expect(stranger).to.equal(n);
+        const err = shouldThrow(() => syncFile.close(), FdLostError);
+        expect(err).to.be.instanceOf(ClosedError);
+        expect(err).to.include({ code: 'EBADF', fd: n, reused: true });
+        expect(readlinkSync(`/proc/self/fd/${n}`)).to.equal('/dev/null');
+      } finally {
+        closeSync(stranger);
+        fence.signal();
+      }
+    });
+
+    it('a sync_file number since taken by another SyncFile (same anon inode): only the owner closes it', async () => {
+      const buf = vgem.createBuffer({ width: 4, height: 4 });
+      const dmabuf = buf.exportDmaBuf();
+      const a = dmabuf.exportSyncFile();
+      const n = a.fd;
+      closeSync(n);
+      const lower: number[] = []; // free numbers below n: taken, so that the next sync_file is n
+      for (let fd = openSync('/dev/null', 'r'); fd < n; fd = openSync('/dev/null', 'r')) lower.push(fd);
+      closeSync(n); // the last /dev/null landed on n: free it again for b
+      const b = dmabuf.exportSyncFile(); // a sync_file again, on the same number
+      for (const fd of lower) closeSync(fd);
+      try {
+        expect(b.fd).to.equal(n);
+        expect(shouldThrow(() => a.close(), FdLostError).reused).to.equal(true);
+        await b.wait({ timeoutMs: 10_000 }); // still open and b's
+      } finally {
+        b.close();
+        dmabuf.close();
+        buf.close();
+      }
+    });
+
+    it('EMFILE while probing nodes is EMFILE with the fd counts, not "no device" (child process)', async function () {
+      this.timeout(120_000);
+      const run = await runChild<Record<string, { class: string; isExplicit: boolean; code: string; syscall: string; message: string }>>(
+        childScript('emfile'), [], { timeoutMs: 110_000 },
+      );
+      expect(run.code, describeRun(run)).to.equal(0);
+      const r = run.result!;
+      expect(Object.keys(r)).to.have.length(4);
+      for (const [name, e] of Object.entries(r)) {
+        expect(e, name).to.include({ class: 'ExplicitSyncError', isExplicit: true, code: 'EMFILE', syscall: 'open' });
+        expect(e.message, name).to.match(/^EMFILE: too many open files, open '\/dev\/dri\/(card|renderD)\d+' \(explicit-sync owns 1 fd: 1 Device\)$/);
+      }
     });
 
     it('SyncFile: rejects pending waits with ClosedError, frees the watcher', async () => {

@@ -8,16 +8,19 @@ import { openTimelineDevice, vgemFence } from '../syncobj-helpers.mjs';
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with --expose-gc');
 
-const leaks: string[] = [];
-process.on('warning', (w: Error & { code?: string }) => {
-  if (w.code === 'EXPLICIT_SYNC_LEAK') leaks.push(w.message);
+// Leak warnings are rate-limited summaries: each says in `count` how many objects it reports.
+const leaks: { message: string; count: number }[] = [];
+process.on('warning', (w: Error & { code?: string; count?: number }) => {
+  if (w.code === 'EXPLICIT_SYNC_LEAK') leaks.push({ message: w.message, count: w.count ?? 1 });
 });
+/** Objects reported leaked (garbage-collected without close()) since `leaks` was last emptied. */
+const leaked = (): number => leaks.reduce((n, w) => n + w.count, 0);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const rssMiB = (): number => Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10;
 
 /** Forces GC until `done()` (finalization callbacks run as tasks after a GC, hence the sleeps). */
-async function collect(done: () => boolean, rounds = 40): Promise<boolean> {
+async function collect(done: () => boolean, rounds = 200): Promise<boolean> {
   for (let i = 0; i < rounds && !done(); i++) {
     gc!();
     await sleep(25);
@@ -93,15 +96,19 @@ await sleep(50);
     keep.length = 0;
   })();
   const expected = N * 4 + Math.min(N, 20) + waited;
-  result['collected'] = await collect(() => leaks.length >= expected);
+  const t0 = Date.now();
+  result['collected'] = await collect(() => leaked() >= expected);
   await sleep(50);
-  result['warnings'] = leaks.length;
+  result['collectMs'] = Date.now() - t0;
+  result['warnings'] = leaked();
+  result['warningLines'] = leaks.length;
   result['expectedWarnings'] = expected;
   result['fdsBefore'] = fdsBefore;
   result['fdsAfter'] = openFds().length;
   result['rssBeforeMiB'] = rssBefore;
   result['rssAfterMiB'] = rssMiB();
-  result['sampleWarning'] = leaks.find((m) => m.startsWith('SyncFile'));
+  result['firstWarning'] = leaks[0]?.message;
+  result['summaryWarning'] = leaks[1]?.message;
 }
 
 // 2. A closed object never closes its old fd number, which someone else may own now.
@@ -117,7 +124,7 @@ await sleep(50);
   // dup: true wraps a copy; collecting the wrapper closes only the copy.
   const original = dmabuf.exportSyncFile('read');
   (() => void SyncFile.fromFd(original.fd, { dup: true }))();
-  await collect(() => leaks.length >= 1, 20);
+  await collect(() => leaked() >= 1, 100);
   await sleep(50);
   let stillOpen = false;
   try {
@@ -129,7 +136,7 @@ await sleep(50);
   result['reuse'] = {
     sameNumber: reused.n === reused.other,
     otherStillOpen: stillOpen,
-    warnings: leaks.length,
+    warnings: leaked(),
     originalStillWorks: original.isSignaled(),
   };
   closeSync(reused.other);
@@ -151,16 +158,16 @@ await sleep(50);
     return { tlPending: t.wait(5), tfd: t.exportFd() };
   })();
   await collect(() => false, 10);
-  const beforeSignal = { warnings: leaks.length, sf: await outcome(sfPending, 10), tl: await outcome(tlPending, 10) };
+  const beforeSignal = { warnings: leaked(), sf: await outcome(sfPending, 10), tl: await outcome(tlPending, 10) };
   fence.signal();
   const other = dev.importTimeline(tfd);
   closeSync(tfd);
   other.signal(5);
   other.close();
   const afterSignal = { sf: await outcome(sfPending, 10000), tl: await outcome(tlPending, 10000) };
-  await collect(() => leaks.length >= 2, 40);
+  await collect(() => leaked() >= 2);
   await sleep(50);
-  result['pending'] = { beforeSignal, afterSignal, warningsAfter: leaks.length, fdsBefore, fdsAfter: openFds().length };
+  result['pending'] = { beforeSignal, afterSignal, warningsAfter: leaked(), fdsBefore, fdsAfter: openFds().length };
 }
 
 // 4. A SyncFile collected after waiting, and a new one on (likely) the same fd number: the new
@@ -174,12 +181,12 @@ await sleep(50);
     await p;
     return syncFile.fd;
   })();
-  await collect(() => leaks.length >= 1);
+  await collect(() => leaked() >= 1);
   await sleep(50);
   const { fence, syncFile } = vgemFence(vgem);
   const p = syncFile.wait({ timeoutMs: 15000 });
   setTimeout(() => fence.signal(), 50);
-  result['fdReuse'] = { sameNumber: syncFile.fd === oldFd, wait: await outcome(p, 20000), warnings: leaks.length };
+  result['fdReuse'] = { sameNumber: syncFile.fd === oldFd, wait: await outcome(p, 20000), warnings: leaked() };
   syncFile.close();
 }
 

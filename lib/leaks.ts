@@ -1,0 +1,116 @@
+/**
+ * The garbage-collector backstops' one voice: objects collected without close() are reported with
+ * process warnings of code 'EXPLICIT_SYNC_LEAK', rate-limited so that a loop that drops 1,000
+ * objects gives two warnings, not 1,000. The first leak is reported at once, with what leaked;
+ * later ones are counted and summed up at most once per {@link LEAK_REPORT_INTERVAL_MS}
+ * ("999 more objects … since …", by kind). Each warning is an Error whose `count` says how many
+ * objects it reports and `kinds` how many of each kind.
+ *
+ * Where the objects were created is only known with `EXPLICIT_SYNC_TRACE_LEAKS=1` in the
+ * environment (read once, when the library loads): capturing a stack for every object costs
+ * (a few microseconds each), so it is off by default.
+ * @module
+ * @internal
+ */
+import { sep } from 'node:path';
+
+/** At most one summary warning per this many milliseconds. */
+export const LEAK_REPORT_INTERVAL_MS = 1000;
+
+/** Whether creation stacks are captured: EXPLICIT_SYNC_TRACE_LEAKS=1 (or 'true'). */
+export const traceLeaks = /^(1|true|yes|on)$/i.test(process.env['EXPLICIT_SYNC_TRACE_LEAKS'] ?? '');
+
+/** Where an object was created: a formatted stack. */
+export interface CreationSite {
+  stack?: string;
+}
+
+/** Captures where an object is being created, when tracing is on (undefined otherwise: free). */
+export function creationSite(): CreationSite | undefined {
+  if (!traceLeaks) return undefined;
+  const site: CreationSite = {};
+  Error.captureStackTrace(site, creationSite);
+  // Formatted now: an unformatted capture keeps its frames' receivers alive, among them the very
+  // object being created, which then could never be collected.
+  return { stack: site.stack ?? '' };
+}
+
+/** This library's own folder: its frames are left out of creation stacks. */
+const ownDir = `${__dirname}${sep}`;
+
+/** The stack's frames outside this library, one per line, indented; '' without a site. */
+export function formatSite(site: CreationSite | undefined): string {
+  const frames = (site?.stack ?? '').split('\n').slice(1).map((l) => l.trim());
+  const outside = frames.filter((f) => !f.includes(ownDir));
+  return outside.length > 0 ? outside.map((f) => `\n    ${f}`).join('') : '';
+}
+
+/** The first frame outside this library ('at main (/app/x.js:12:5)'), or 'unknown'. */
+function firstFrame(site: CreationSite | undefined): string {
+  const first = formatSite(site).split('\n')[1];
+  return first !== undefined ? first.trim() : 'unknown';
+}
+
+/** A leak warning: an Error with the code, and how many objects of which kinds it reports. */
+export interface LeakWarning extends Error {
+  code: 'EXPLICIT_SYNC_LEAK';
+  count: number;
+  kinds: Record<string, number>;
+}
+
+function emit(message: string, kinds: Map<string, number>): void {
+  const warning = new Error(message) as LeakWarning;
+  warning.name = 'Warning';
+  warning.code = 'EXPLICIT_SYNC_LEAK';
+  warning.kinds = Object.fromEntries(kinds);
+  warning.count = [...kinds.values()].reduce((a, b) => a + b, 0);
+  process.emitWarning(warning);
+}
+
+const HINT = ' Set EXPLICIT_SYNC_TRACE_LEAKS=1 to see where leaked objects are created.';
+
+/** Leaks reported since the last warning, waiting for the window to end. */
+let pending: { since: Date; kinds: Map<string, number>; sites: Map<string, number> } | null = null;
+let timer: NodeJS.Timeout | null = null;
+/** When the last warning went out (ms, performance.now()); -Infinity before the first. */
+let last = -Infinity;
+
+function flush(): void {
+  timer = null;
+  const p = pending;
+  pending = null;
+  if (p === null) return;
+  last = performance.now();
+  const count = [...p.kinds.values()].reduce((a, b) => a + b, 0);
+  const kinds = [...p.kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n.toLocaleString('en-US')} ${k}`);
+  const sites = [...p.sites].sort((a, b) => b[1] - a[1]).slice(0, 5);
+  const where = traceLeaks
+    ? `; created at:${sites.map(([s, n]) => `\n    ${n.toLocaleString('en-US')} × ${s}`).join('')}`
+    : `.${HINT}`;
+  emit(
+    `${count.toLocaleString('en-US')} more object${count === 1 ? ' was' : 's were'} garbage-collected without close() ` +
+      `since ${p.since.toISOString()} (${kinds.join(', ')}); what they owned was released${where}`,
+    p.kinds,
+  );
+}
+
+/**
+ * Reports one object collected without close(): `kind` is its class ('SyncFile'), `message` says
+ * what was released. Called from FinalizationRegistry callbacks.
+ */
+export function reportLeak(kind: string, message: string, site: CreationSite | undefined): void {
+  const now = performance.now();
+  if (pending === null && now - last >= LEAK_REPORT_INTERVAL_MS) {
+    last = now;
+    emit(`${message}.${traceLeaks ? ` Created at:${formatSite(site)}` : HINT}`, new Map([[kind, 1]]));
+    return;
+  }
+  pending ??= { since: new Date(), kinds: new Map(), sites: new Map() };
+  pending.kinds.set(kind, (pending.kinds.get(kind) ?? 0) + 1);
+  if (traceLeaks) {
+    const frame = firstFrame(site);
+    pending.sites.set(frame, (pending.sites.get(frame) ?? 0) + 1);
+  }
+  // Not ref'd: a pending summary never keeps the process alive.
+  timer ??= setTimeout(flush, Math.max(0, LEAK_REPORT_INTERVAL_MS - (now - last))).unref();
+}
