@@ -2,6 +2,7 @@
 // order, and SurfaceSync's protocol checks and acquire gate, on a scripted stand-in Timeline that
 // records what would reach the kernel.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import {
   AbortError,
   ClosedError,
@@ -172,6 +173,29 @@ describe('ReleasePoint (host)', () => {
     expect(out.via).to.equal('cpu');
     expect(out.dropped).to.have.length(1);
     expect(out.dropped[0]).to.be.instanceOf(TimelineTimeoutError);
+  });
+});
+
+describe('ReleasePoint (host): the garbage-collector backstop', () => {
+  it('a dropped hold is released and a dropped user-less ReleasePoint paid, each with a warning naming its site', () => {
+    // In a child with --expose-gc: the root hooks here fail on EXPLICIT_SYNC_LEAK warnings.
+    const script = `
+      import { ReleasePoint, Timeline } from 'explicit-sync';
+      const log = [];
+      const t = Object.create(Timeline.prototype);
+      for (const [k, v] of Object.entries({ checkSignalPoint: (p) => BigInt(p), signal: (p) => log.push('signal ' + p), importSyncFile: (p) => log.push('import ' + p) }))
+        Object.defineProperty(t, k, { value: v });
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.code + ' ' + w.message));
+      (function makeAndDrop() { new ReleasePoint(t, 1); new ReleasePoint(t, 2).hold(); })();
+      for (let i = 0; i < 10 && log.length < 2; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+      console.log(JSON.stringify({ log, warnings }));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30000 });
+    expect(r.status, r.stderr).to.equal(0);
+    const { log, warnings } = JSON.parse(r.stdout) as { log: string[]; warnings: string[] };
+    expect(log).to.deep.equal(['signal 1', 'signal 2']);
+    expect(warnings).to.have.length(2);
+    for (const w of warnings) expect(w).to.match(/^EXPLICIT_SYNC_LEAK .*makeAndDrop/);
   });
 });
 
