@@ -30,3 +30,14 @@ export * from './timeline';
 export { MAX_DEADLINE_AHEAD_NS, monotonicNow } from './clock';
 export { KmsDevice, KmsAtomicRequest, KmsConnector, KmsCrtc, KmsFramebuffer, KmsObject, KmsPlane, fourcc, FORMAT_XRGB8888, FORMAT_ARGB8888 } from './kms';
 export type { KmsCommitOptions, KmsCommitResult, KmsDumbOptions, KmsFlipEvent, KmsImportOptions, KmsMode, KmsOpenOptions, KmsOutput, KmsProperty } from './kms';
+export {
+  InvalidStateError,
+  ReleaseHold,
+  ReleasePoint,
+  SYNCOBJ_PROTOCOL_ERRORS,
+  ScanoutReleases,
+  SurfaceCommit,
+  SurfaceSync,
+  SyncobjProtocolError,
+} from './compositor';
+export type { AddTimelinePointOptions, AttachOptions, CommitOutcome, ReleaseOutcome, SurfaceSyncOptions, SyncPoint, SyncobjProtocolErrorName } from './compositor';
