@@ -71,6 +71,7 @@ function build() {
   step('build (TypeScript in the project, the sanitized addon in .cache/sanitize)');
   sh(node, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
   sh(node, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json']);
+  sh(node, [join(root, 'scripts', 'readme-snippets.mjs')]);
   rmSync(tree, { recursive: true, force: true });
   mkdirSync(tree, { recursive: true });
   for (const p of ['binding.gyp', 'native']) cpSync(join(root, p), join(tree, p), { recursive: true });
@@ -85,13 +86,14 @@ function build() {
 
 /** Copies the compiled JS next to the sanitized addon (done on every run: it is cheap). */
 function stage() {
-  // Whatever the tests load by a path relative to the package: compiled JS, the CLI, the examples.
-  for (const p of ['dist', 'dist-test', 'bin', 'examples']) {
+  // Whatever the tests load by a path relative to the package: compiled JS, the CLI, the examples,
+  // the README and the script that extracts its snippets (test/host/readme).
+  for (const p of ['dist', 'dist-test', 'bin', 'examples', 'scripts']) {
     rmSync(join(tree, p), { recursive: true, force: true });
     if (!existsSync(join(root, p))) continue;
     cpSync(join(root, p), join(tree, p), { recursive: true });
   }
-  for (const p of ['package.json', '.mocharc.json']) cpSync(join(root, p), join(tree, p));
+  for (const p of ['package.json', '.mocharc.json', 'README.md']) cpSync(join(root, p), join(tree, p));
   // Tests that start node_modules/… by a relative path (mocha in a child run) find the project's.
   rmSync(join(tree, 'node_modules'), { recursive: true, force: true });
   symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'));
