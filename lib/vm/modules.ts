@@ -140,7 +140,9 @@ export async function resolveModules(root: string, kver: string, roots: readonly
 /** Whether modinfo finds module `name` in the extracted kernel tree. */
 export async function hasModule(root: string, kver: string, name: string, opts: ToolOptions): Promise<boolean> {
   try {
-    return parseModinfo((await runTool('modinfo', ['-b', root, '-k', kver, name], opts)).stdout).filename !== '';
+    // modinfo names a built-in module's file "(builtin)".
+    const { filename } = parseModinfo((await runTool('modinfo', ['-b', root, '-k', kver, name], opts)).stdout);
+    return filename !== '' && filename !== '(builtin)';
   } catch {
     return false;
   }
