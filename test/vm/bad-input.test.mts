@@ -41,6 +41,7 @@ import {
   type Case,
 } from '../bad-input-matrix.mjs';
 import { openTimelineDevice } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 const native = nativeFamily<{ eventfdCreate(): number; memfdCreate(name: string): number; dup(fd: number): number }>();
 
@@ -55,7 +56,7 @@ function kernelWarnings(): string[] {
   }
 }
 
-describe('bad input (kernel)', function () {
+describeWith(['timeline'], 'bad input (kernel)', function () {
   this.timeout(120000);
   let dir: string;
   let fdsBefore: string[];
@@ -454,4 +455,4 @@ describe('bad input (kernel)', function () {
       }
     });
   });
-});
+}, () => expectNoDeviceWith('timeline'));

@@ -18,6 +18,7 @@ import {
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
+import { describeWith, expectNoDmaHeap, expectNoUdmabuf, itWith } from './kernel-features.mjs';
 
 describe('DmaBuf (kernel)', () => {
   let dev: VgemDevice;
@@ -133,7 +134,7 @@ describe('DmaBuf (kernel)', () => {
       expect(write.isSignaled()).to.equal(true);
     });
 
-    it('round-trips into a udmabuf (explicit fence in, implicit out)', async () => {
+    itWith(['udmabuf'], 'round-trips into a udmabuf (explicit fence in, implicit out)', async () => {
       const src = vgemBuf();
       const fence = src.attach(true);
       using sf = src.dma.exportSyncFile('read');
@@ -144,7 +145,7 @@ describe('DmaBuf (kernel)', () => {
       const p = out.wait({ timeoutMs: 8000 });
       fence.signal();
       await p;
-    });
+    }, expectNoUdmabuf);
 
     it('a closed SyncFile throws ClosedError', () => {
       const { dma } = vgemBuf();
@@ -199,7 +200,7 @@ describe('DmaBuf (kernel)', () => {
       b.endCpuAccess('read');
     });
 
-    it('udmabuf: zero-filled, page-sized, CPU writes read back through a second mapping', () => {
+    itWith(['udmabuf'], 'udmabuf: zero-filled, page-sized, CPU writes read back through a second mapping', () => {
       using u = Udmabuf.create(5000);
       expect(u.size).to.equal(8192);
       const m = u.map();
@@ -211,9 +212,9 @@ describe('DmaBuf (kernel)', () => {
       const m2 = d.map();
       expect(m2).to.not.equal(m);
       for (let i = 0; i < m.length; i += 512) expect(m2[i]).to.equal(i & 0xff || 1);
-    });
+    }, expectNoUdmabuf);
 
-    it('dma-heap: list() has system; allocate() maps and reads back', () => {
+    itWith(['dma_heap'], 'dma-heap: list() has system; allocate() maps and reads back', () => {
       expect(DmaHeap.list()).to.include('system');
       using heap = DmaHeap.open('system');
       expect(heap.name).to.equal('system');
@@ -228,9 +229,9 @@ describe('DmaBuf (kernel)', () => {
       copy.endCpuAccess('read');
       using sf = buf.exportSyncFile();
       expect(sf.isSignaled()).to.equal(true);
-    });
+    }, expectNoDmaHeap);
 
-    it('after close() the Buffer reads zeros and absorbs writes; the memory is untouched', () => {
+    itWith(['udmabuf'], 'after close() the Buffer reads zeros and absorbs writes; the memory is untouched', () => {
       using u = Udmabuf.create(4096);
       const other = u.dup();
       const m = other.map();
@@ -239,7 +240,7 @@ describe('DmaBuf (kernel)', () => {
       expect(m.every((x) => x === 0)).to.equal(true);
       m.fill(1);
       expect(u.map().every((x) => x === 9)).to.equal(true);
-    });
+    }, expectNoUdmabuf);
   });
 
   describe('DmaBuf.fromFd()', () => {
@@ -276,7 +277,7 @@ describe('DmaBuf (kernel)', () => {
   });
 
   describe('DmaBuf#close()', () => {
-    it('every method throws ClosedError afterwards', () => {
+    itWith(['udmabuf'], 'every method throws ClosedError afterwards', () => {
       using u = Udmabuf.create(4096);
       using sf = u.exportSyncFile();
       const d = u.dup();
@@ -292,10 +293,10 @@ describe('DmaBuf (kernel)', () => {
         () => d.dup(),
       ])
         expect(shouldThrow(fn, ClosedError).code).to.equal('EBADF');
-    });
+    }, expectNoUdmabuf);
   });
 
-  describe('DmaHeap / Udmabuf lifetimes', () => {
+  describeWith(['udmabuf', 'dma_heap'], 'DmaHeap / Udmabuf lifetimes', () => {
     it('buffers outlive the heap and the udmabuf device that made them', () => {
       const heap = DmaHeap.open();
       const a = heap.allocate(4096);
@@ -314,5 +315,5 @@ describe('DmaBuf (kernel)', () => {
         b.close();
       }
     });
-  });
+  }, () => { expectNoUdmabuf(); expectNoDmaHeap(); });
 });

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { diagnose, type DoctorReport } from '../../dist/doctor.js';
+import { describeWith, expectNoDeviceWith, expectNoDmaHeap, expectNoUdmabuf } from './kernel-features.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const cli = `${root}bin/explicit-sync.js`;
@@ -17,7 +18,7 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   });
 }
 
-describe('explicit-sync doctor (kernel)', function () {
+describeWith(['timeline', 'udmabuf', 'dma_heap'], 'explicit-sync doctor (kernel)', function () {
   this.timeout(150_000);
   let report: DoctorReport;
   before(async () => {
@@ -77,4 +78,4 @@ describe('explicit-sync doctor (kernel)', function () {
     expect(Object.keys(json.features)).to.deep.equal(Object.keys(report.features));
     expect(json.dri.nodes.map((n) => n.path)).to.deep.equal(report.dri.nodes.map((n) => n.path));
   });
-});
+}, () => { expectNoDeviceWith('timeline'); expectNoUdmabuf(); expectNoDmaHeap(); });

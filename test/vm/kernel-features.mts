@@ -6,13 +6,20 @@
 // e.g. "vgem,virtio_gpu,vkms,sw_sync,udmabuf,dma_heap"); elsewhere the drivers are probed. The DRM
 // capabilities (syncobj, timelines) are always probed: they belong to the kernel, not the runner.
 import { existsSync } from 'node:fs';
-import { Device, SW_SYNC_PATH, UDMABUF_PATH } from 'explicit-sync';
+import { expect } from 'chai';
+import { Device, DmaHeap, ExplicitSyncError, KmsDevice, NoDeviceError, SW_SYNC_PATH, UDMABUF_PATH, Udmabuf } from 'explicit-sync';
 
 /** The drivers the runner can give a guest. */
 export type VmDriver = 'vgem' | 'virtio_gpu' | 'vkms' | 'sw_sync' | 'udmabuf' | 'dma_heap';
 
 /** Kernel features the suite gates on. */
-export type KernelFeature = VmDriver | 'syncobj' | 'timeline';
+export type KernelFeature = VmDriver | 'syncobj' | 'timeline' | 'syncFileDeadline';
+
+/** Whether release `rel` ("6.1.0-57-amd64", "7.3.4+deb13-amd64") is at least major.minor. */
+export function releaseAtLeast(rel: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
+}
 
 function probeDriver(driver: VmDriver): boolean {
   switch (driver) {
@@ -39,7 +46,9 @@ const cache = new Map<KernelFeature, boolean>();
 export function has(feature: KernelFeature): boolean {
   let v = cache.get(feature);
   if (v === undefined) {
-    if (feature === 'syncobj' || feature === 'timeline') {
+    if (feature === 'syncFileDeadline') {
+      v = releaseAtLeast(kernelRelease, 6, 7); // SYNC_IOC_SET_DEADLINE
+    } else if (feature === 'syncobj' || feature === 'timeline') {
       v = Device.list().some((d) => (feature === 'syncobj' ? d.caps.syncobj : d.caps.timeline));
     } else {
       v = runnerDrivers !== undefined ? runnerDrivers.has(feature) : probeDriver(feature);
@@ -53,7 +62,12 @@ export function has(feature: KernelFeature): boolean {
  * `describe(title, body)` when the kernel has every one of `features`; otherwise a describe block
  * with one test, `absent`, that asserts what the library documents for a kernel without them.
  */
-export function describeWith(features: readonly KernelFeature[], title: string, body: () => void, absent: () => void | Promise<void>): void {
+export function describeWith(
+  features: readonly KernelFeature[],
+  title: string,
+  body: (this: Mocha.Suite) => void,
+  absent: () => void | Promise<void>,
+): void {
   const missing = features.filter((f) => !has(f));
   if (missing.length === 0) {
     describe(title, body);
@@ -62,4 +76,72 @@ export function describeWith(features: readonly KernelFeature[], title: string, 
   describe(`${title} [kernel ${kernelRelease} lacks ${missing.join(', ')}]`, () => {
     it(`without ${missing.join(', ')}: the documented behaviour`, absent);
   });
+}
+
+/**
+ * What the library documents for a kernel where no DRM node has `need`: Device.open() with that
+ * requirement is a NoDeviceError (code 'ENODEV') that lists the nodes it found.
+ */
+export function expectNoDeviceWith(need: 'syncobj' | 'timeline'): void {
+  let err: unknown;
+  try {
+    Device.open({ require: [need] }).close();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `Device.open({ require: ['${need}'] })`).to.be.instanceOf(NoDeviceError);
+  const e = err as NoDeviceError;
+  expect(e.code).to.equal('ENODEV');
+  // The nodes that were there (vgem, virtio_gpu, …), each named with its driver.
+  expect(e.found.length).to.be.greaterThan(0);
+  expect(e.found.length).to.equal(Device.list().length);
+}
+
+/** What the library documents without vkms: KmsDevice.open({ driver: 'vkms' }) is a NoDeviceError. */
+export function expectNoVkms(): void {
+  let err: unknown;
+  try {
+    KmsDevice.open({ driver: 'vkms' }).close();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, "KmsDevice.open({ driver: 'vkms' })").to.be.instanceOf(NoDeviceError);
+  expect((err as NoDeviceError).code).to.equal('ENODEV');
+}
+
+/** `it(title, fn)` when the kernel has every one of `features`; otherwise `it` of `absent`, titled so. */
+export function itWith(
+  features: readonly KernelFeature[],
+  title: string,
+  fn: (this: Mocha.Context) => void | Promise<void>,
+  absent: () => void | Promise<void>,
+): void {
+  const missing = features.filter((f) => !has(f));
+  if (missing.length === 0) it(title, fn);
+  else it(`${title} [kernel ${kernelRelease} lacks ${missing.join(', ')}: the documented behaviour instead]`, absent);
+}
+
+/** What the library documents without udmabuf: Udmabuf.open() fails with ENOENT. */
+export function expectNoUdmabuf(): void {
+  let err: unknown;
+  try {
+    Udmabuf.open().close();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, 'Udmabuf.open()').to.be.instanceOf(ExplicitSyncError);
+  expect((err as ExplicitSyncError).code).to.equal('ENOENT');
+}
+
+/** What the library documents without dma-heaps: DmaHeap.list() is empty, DmaHeap.open() fails with ENOENT. */
+export function expectNoDmaHeap(): void {
+  expect(DmaHeap.list()).to.deep.equal([]);
+  let err: unknown;
+  try {
+    DmaHeap.open().close();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, 'DmaHeap.open()').to.be.instanceOf(ExplicitSyncError);
+  expect((err as ExplicitSyncError).code).to.equal('ENOENT');
 }

@@ -19,6 +19,7 @@ import {
   monotonicNow,
 } from 'explicit-sync';
 import { openFds, settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
+import { describeWith, expectNoVkms } from './kernel-features.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,7 +43,7 @@ function modeset(dev: KmsDevice, fb = undefined as ReturnType<KmsDevice['createF
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 
-describe('KMS on vkms (kernel)', function () {
+describeWith(['vkms'], 'KMS on vkms (kernel)', function () {
   this.timeout(120_000);
 
   describe('KmsDevice.open()', () => {
@@ -346,4 +347,4 @@ describe('KMS on vkms (kernel)', function () {
     await new Promise((res) => setImmediate(res));
     expect(openFds().filter((fd) => !before.includes(fd))).to.deep.equal([]);
   });
-});
+}, expectNoVkms);

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = path.join(root, 'dist-test', 'readme');
@@ -28,7 +29,7 @@ function runNode(file: string, timeoutMs: number): Promise<{ code: number | null
   });
 }
 
-describe('README snippets (kernel)', function () {
+describeWith(['timeline'], 'README snippets (kernel)', function () {
   this.timeout(120_000);
   for (const e of index) {
     if (e.file === null) continue;
@@ -40,4 +41,4 @@ describe('README snippets (kernel)', function () {
       expect(r.output).not.to.include('EXPLICIT_SYNC_LEAK');
     });
   }
-});
+}, () => expectNoDeviceWith('timeline'));
