@@ -15,6 +15,16 @@ export type VmDriver = 'vgem' | 'virtio_gpu' | 'vkms' | 'sw_sync' | 'udmabuf' | 
 /** Kernel features the suite gates on. */
 export type KernelFeature = VmDriver | 'syncobj' | 'timeline' | 'syncFileDeadline';
 
+/** What `fn` throws (undefined when it returns). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 /** Whether release `rel` ("6.1.0-57-amd64", "7.3.4+deb13-amd64") is at least major.minor. */
 export function releaseAtLeast(rel: string, major: number, minor: number): boolean {
   const m = /^(\d+)\.(\d+)/.exec(rel);
@@ -83,12 +93,7 @@ export function describeWith(
  * requirement is a NoDeviceError (code 'ENODEV') that lists the nodes it found.
  */
 export function expectNoDeviceWith(need: 'syncobj' | 'timeline'): void {
-  let err: unknown;
-  try {
-    Device.open({ require: [need] }).close();
-  } catch (e) {
-    err = e;
-  }
+  const err = thrown(() => Device.open({ require: [need] }).close());
   expect(err, `Device.open({ require: ['${need}'] })`).to.be.instanceOf(NoDeviceError);
   const e = err as NoDeviceError;
   expect(e.code).to.equal('ENODEV');
@@ -99,12 +104,7 @@ export function expectNoDeviceWith(need: 'syncobj' | 'timeline'): void {
 
 /** What the library documents without vkms: KmsDevice.open({ driver: 'vkms' }) is a NoDeviceError. */
 export function expectNoVkms(): void {
-  let err: unknown;
-  try {
-    KmsDevice.open({ driver: 'vkms' }).close();
-  } catch (e) {
-    err = e;
-  }
+  const err = thrown(() => KmsDevice.open({ driver: 'vkms' }).close());
   expect(err, "KmsDevice.open({ driver: 'vkms' })").to.be.instanceOf(NoDeviceError);
   expect((err as NoDeviceError).code).to.equal('ENODEV');
 }
@@ -123,12 +123,7 @@ export function itWith(
 
 /** What the library documents without udmabuf: Udmabuf.open() fails with ENOENT. */
 export function expectNoUdmabuf(): void {
-  let err: unknown;
-  try {
-    Udmabuf.open().close();
-  } catch (e) {
-    err = e;
-  }
+  const err = thrown(() => Udmabuf.open().close());
   expect(err, 'Udmabuf.open()').to.be.instanceOf(ExplicitSyncError);
   expect((err as ExplicitSyncError).code).to.equal('ENOENT');
 }
@@ -136,12 +131,7 @@ export function expectNoUdmabuf(): void {
 /** What the library documents without dma-heaps: DmaHeap.list() is empty, DmaHeap.open() fails with ENOENT. */
 export function expectNoDmaHeap(): void {
   expect(DmaHeap.list()).to.deep.equal([]);
-  let err: unknown;
-  try {
-    DmaHeap.open().close();
-  } catch (e) {
-    err = e;
-  }
+  const err = thrown(() => DmaHeap.open().close());
   expect(err, 'DmaHeap.open()').to.be.instanceOf(ExplicitSyncError);
   expect((err as ExplicitSyncError).code).to.equal('ENOENT');
 }
