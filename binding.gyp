@@ -13,6 +13,7 @@
         "native/sync_file.cc",
         "native/dma_buf.cc",
         "native/vgem.cc",
+        "native/sw_sync.cc",
         "native/dma_heap.cc",
         "native/syncobj.cc",
         "native/kms.cc",

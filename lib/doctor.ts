@@ -111,6 +111,8 @@ export interface DoctorReport {
   dmaHeaps: string[];
   /** Whether /dev/udmabuf exists. */
   udmabuf: boolean;
+  /** Whether sw_sync timelines can be opened (SwSyncTimeline): <debugfs>/sync/sw_sync exists. */
+  swSync: boolean;
   /** Buffer sources tried for the dma-buf sync-file bridge. */
   buffers: DoctorBufferSource[];
   features: Record<FeatureName, FeatureProbe>;
@@ -135,6 +137,8 @@ const FEATURE_INFO: Readonly<Record<FeatureName, { title: string; since: string;
 
 /** How long a probe waits for something that should happen at once (generous: TCG is slow). */
 const PROBE_WAIT_MS = 10_000;
+/** sw_sync's debugfs file (lib/sw-sync.ts SW_SYNC_PATH; repeated for when the addon did not load). */
+const SW_SYNC_FILE = '/sys/kernel/debug/sync/sw_sync';
 
 type Lib = typeof Library;
 
@@ -518,6 +522,7 @@ export async function diagnose(): Promise<DoctorReport> {
       dri: { present: existsSync('/dev/dri'), nodes: [] },
       dmaHeaps: [],
       udmabuf: existsSync('/dev/udmabuf'),
+      swSync: existsSync(SW_SYNC_FILE),
       buffers: [],
       features,
       core: false,
@@ -573,6 +578,7 @@ export async function diagnose(): Promise<DoctorReport> {
     dri,
     dmaHeaps,
     udmabuf,
+    swSync: existsSync(lib.SW_SYNC_PATH),
     buffers,
     features,
     core: bridge || features.syncobj.status === 'ok',
@@ -638,6 +644,7 @@ export function renderDoctorReport(r: DoctorReport): string {
   const extra = [
     `dma-heaps: ${r.dmaHeaps.length ? r.dmaHeaps.join(', ') : 'none'}`,
     `/dev/udmabuf: ${r.udmabuf ? 'present' : 'absent'}`,
+    `sw_sync: ${r.swSync ? 'present' : 'absent'}`,
   ].join('; ');
   out.push(`  ${extra}`);
   if (r.buffers.length) {

@@ -25,6 +25,8 @@ export type { DmaBufAccess } from './dma-buf';
 export { VgemDevice, VgemBuffer, VgemFence } from './vgem';
 export type { VgemBufferOptions, VgemFenceOptions } from './vgem';
 export { DmaHeap, Udmabuf, DMA_HEAP_DIR, UDMABUF_PATH } from './dma-heap';
+export { SwSyncTimeline, SW_SYNC_PATH } from './sw-sync';
+export type { SwSyncFenceOptions } from './sw-sync';
 export * from './syncobj';
 export * from './timeline';
 export { MAX_DEADLINE_AHEAD_NS, monotonicNow } from './clock';

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSyncFile(env, exports);
   InitDmaBuf(env, exports);
   InitVgem(env, exports);
+  InitSwSync(env, exports);
   InitDmaHeap(env, exports);
   InitSyncobj(env, exports);
   InitKms(env, exports);

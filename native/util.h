@@ -71,6 +71,7 @@ void InitFdWatcher(Napi::Env env, Napi::Object exports);
 void InitSyncFile(Napi::Env env, Napi::Object exports);
 void InitDmaBuf(Napi::Env env, Napi::Object exports);
 void InitVgem(Napi::Env env, Napi::Object exports);
+void InitSwSync(Napi::Env env, Napi::Object exports);
 void InitDmaHeap(Napi::Env env, Napi::Object exports);
 void InitSyncobj(Napi::Env env, Napi::Object exports);
 void InitKms(Napi::Env env, Napi::Object exports);

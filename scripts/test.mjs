@@ -3,9 +3,14 @@
 // this machine has /dev/dri), and end with one line of totals: "N passed, M failed".
 //
 //   node scripts/test.mjs [--host-only | --vm-only | --pack-only] [--no-pack] [--no-build] [--direct]
+//                         [--kernel <6.1|6.12|newest|release>[,<…>]] [--kernels]
 //
 // --direct runs the kernel tests on this machine's own /dev/dri instead of booting the VM (the
 // default when EXPLICIT_SYNC_IN_VM=1 or when /dev/dri exists and EXPLICIT_SYNC_FORCE_VM is unset).
+//
+// --kernel boots that kernel for the kernel tests (default 6.12; several, comma-separated, run one
+// after another); --kernels (npm run test:kernels) runs them on 6.1, 6.12 and newest. Each kernel's
+// totals and time are printed, then one line of totals over everything.
 //
 // Conformance mode: EXPLICIT_SYNC_DEVICE=/dev/dri/renderD128 npm test runs only the device-generic
 // kernel tests (dist-test/conformance) against that node, directly on this machine (in the VM only
@@ -18,7 +23,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const kernelAt = argv.findIndex((a) => a === '--kernel' || a.startsWith('--kernel='));
+let kernels = ['6.12'];
+if (kernelAt !== -1) {
+  const value = argv[kernelAt].includes('=') ? argv[kernelAt].slice('--kernel='.length) : argv.splice(kernelAt + 1, 1)[0];
+  argv.splice(kernelAt, 1);
+  if (!value) {
+    console.error('test.mjs: --kernel needs a value (6.1, 6.12, newest or a release)');
+    process.exit(2);
+  }
+  kernels = value.split(',').filter((k) => k !== '');
+}
+const args = new Set(argv);
+if (args.has('--kernels')) kernels = ['6.1', '6.12', 'newest'];
 const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 
 function step(title) {
@@ -142,12 +160,21 @@ if (!args.has('--host-only') && !args.has('--pack-only')) {
     add(await suite('kernel tests (this machine\'s /dev/dri)', process.execPath, vmTests, { skipsFail: false }));
   } else {
     const cli = join(root, 'bin', 'explicit-sync.js');
-    add(
-      await suite('kernel tests (in the VM)', process.execPath, [cli, 'vm', '--', 'node', ...vmTests], {
+    const perKernel = [];
+    for (const kernel of kernels) {
+      const started = Date.now();
+      const title = kernels.length === 1 && kernel === '6.12' ? 'kernel tests (in the VM)' : `kernel tests (in the VM, kernel ${kernel})`;
+      const r = await suite(title, process.execPath, [cli, 'vm', '--kernel', kernel, '--', 'node', ...vmTests], {
         skipsFail: true,
         retryVmDeath: true,
-      }),
-    );
+      });
+      add(r);
+      perKernel.push({ kernel, ...r, seconds: (Date.now() - started) / 1000 });
+    }
+    if (perKernel.length > 1) {
+      console.log('');
+      for (const k of perKernel) console.log(`kernel ${k.kernel}: ${k.passed} passed, ${k.failed} failed in ${k.seconds.toFixed(0)} s`);
+    }
   }
 }
 

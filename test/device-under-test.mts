@@ -8,6 +8,7 @@
 import { readdirSync } from 'node:fs';
 import { Device, DmaBuf, ExplicitSyncError, VgemDevice, type DeviceInfo } from 'explicit-sync';
 import { kDeviceFd } from '../dist/device.js';
+import { describeWith, expectNoDeviceWith } from './vm/kernel-features.mjs';
 import { nativeFamily } from '../dist/native.js';
 
 /** The variable that names the device under test. */
@@ -163,4 +164,14 @@ export function openVgemFor(ctx: Mocha.Context): VgemDevice {
     if (!(err instanceof ExplicitSyncError)) throw err;
     skipWith(ctx, `needs a vgem node for unsignalled fences (sudo modprobe vgem): ${err.message}`);
   }
+}
+
+/**
+ * A conformance describe block that needs `need`. With EXPLICIT_SYNC_DEVICE its tests skip, saying
+ * why, on a node without it (as above); without it (the VM, a machine's own nodes) a kernel where no
+ * node has `need` runs one test of the documented behaviour instead (test/vm/kernel-features.mts).
+ */
+export function describeNeeding(need: Need, title: string, body: (this: Mocha.Suite) => void): void {
+  if (conformanceDevice() !== undefined) describe(title, body);
+  else describeWith([need], title, body, () => expectNoDeviceWith(need));
 }

@@ -1,6 +1,7 @@
 /**
  * Command-line parsing for `explicit-sync vm`. Pure: no I/O, no process state.
  */
+import { DEFAULT_KERNEL, KERNEL_ENV, parseKernelChoice, type KernelChoice } from './kernel';
 
 /** How the VM is accelerated. `auto` tries KVM (with a handshake) and falls back to TCG. */
 export type KvmMode = 'auto' | 'on' | 'off';
@@ -21,6 +22,10 @@ export interface VmCliOptions {
   help: boolean;
   /** Build and load vkms (default true; `--no-vkms` turns it off). */
   vkms: boolean;
+  /** The kernel to boot: --kernel, else $EXPLICIT_SYNC_VM_KERNEL, else 6.12. */
+  kernel: KernelChoice;
+  /** `--list-kernels`: say what is cached and what can be fetched, boot nothing. */
+  listKernels: boolean;
 }
 
 /** A mistake in the command line; the CLI prints it with the usage text and exits 2. */
@@ -40,11 +45,15 @@ export const TIMEOUT_ENV = 'EXPLICIT_SYNC_VM_TIMEOUT';
 /** `explicit-sync vm --help`. */
 export const VM_USAGE = `Usage: explicit-sync vm [options] -- <command> [args...]
 
-Boots a throwaway Linux 6.12 VM (vgem, virtio-gpu, vkms, udmabuf, dma-heap) with the
-host filesystem mounted read-only as its root, runs <command> in the current
-directory, streams its output and exits with its exit status.
+Boots a throwaway Linux VM (Debian's 6.12 by default; vgem, virtio-gpu, vkms, sw_sync,
+udmabuf, dma-heap, as far as the kernel has them) with the host filesystem mounted
+read-only as its root, runs <command> in the current directory, streams its output
+and exits with its exit status.
 
 Options:
+  --kernel <k>         6.1, 6.12, newest (Debian 13 backports' newest) or an exact
+                       release such as 6.1.0-57-amd64 (default ${DEFAULT_KERNEL}, or $${KERNEL_ENV})
+  --list-kernels       list the kernels in the cache and those that can be fetched
   --timeout <seconds>  bound on the whole run (default ${DEFAULT_TIMEOUT_SEC}, or $${TIMEOUT_ENV});
                        exits 124 when it expires
   --kvm auto|on|off    use KVM (auto: try it, fall back to TCG; default auto)
@@ -60,6 +69,14 @@ Exit status: the command's; 124 on timeout; 125 if the guest panicked or ended
 without reporting a status; 1 if the VM could not be provisioned or started.`;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function kernelOption(text: string, source: string): KernelChoice {
+  try {
+    return parseKernelChoice(text);
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.replace(/ but received/, ` for ${source} but received`)}`);
+  }
+}
 
 /** Parses a positive number of seconds, as given to --timeout or $EXPLICIT_SYNC_VM_TIMEOUT. */
 export function parseTimeoutSec(text: string, source: string): number {
@@ -95,6 +112,7 @@ export function checkEnvSpec(spec: string): string {
  */
 export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): VmCliOptions {
   const envTimeout = env[TIMEOUT_ENV];
+  const envKernel = env[KERNEL_ENV];
   const options: VmCliOptions = {
     command: [],
     timeoutSec: envTimeout !== undefined && envTimeout !== '' ? parseTimeoutSec(envTimeout, `$${TIMEOUT_ENV}`) : DEFAULT_TIMEOUT_SEC,
@@ -105,6 +123,8 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
     quiet: false,
     help: false,
     vkms: true,
+    kernel: envKernel !== undefined && envKernel !== '' ? kernelOption(envKernel, `$${KERNEL_ENV}`) : { series: DEFAULT_KERNEL },
+    listKernels: false,
   };
 
   let i = 0;
@@ -165,13 +185,20 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
         noValue();
         options.vkms = false;
         break;
+      case '--kernel':
+        options.kernel = kernelOption(value(), flag);
+        break;
+      case '--list-kernels':
+        noValue();
+        options.listKernels = true;
+        break;
       default:
         throw new UsageError(`Unknown option ${flag}`);
     }
   }
 
   options.command = argv.slice(i);
-  if (options.command.length === 0 && !options.help) {
+  if (options.command.length === 0 && !options.help && !options.listKernels) {
     throw new UsageError('Missing the command to run, e.g. explicit-sync vm -- npm test');
   }
   return options;

@@ -5,6 +5,8 @@ import type { CliCommand } from '../cli';
 import { parseVmArgs, UsageError, VM_USAGE } from './args';
 import { resolveEnvSpecs } from './guest-env';
 import { runInVm, VmSetupError } from './index';
+import { defaultCacheRoot } from './cache';
+import { listKernels } from './list-kernels';
 
 /** Exit statuses for a run interrupted by a signal (128 + signal number, as shells do). */
 const SIGNAL_EXIT = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
@@ -22,6 +24,13 @@ async function runVm(argv: readonly string[]): Promise<number> {
   }
   if (options.help) {
     process.stdout.write(`${VM_USAGE}\n`);
+    return 0;
+  }
+  if (options.listKernels) {
+    const progress = (m: string): void => {
+      if (!options.quiet) process.stderr.write(`[explicit-sync vm] ${m}\n`);
+    };
+    process.stdout.write(await listKernels({ cache: defaultCacheRoot(), progress, tool: {} }, new AbortController().signal));
     return 0;
   }
 
@@ -45,6 +54,7 @@ async function runVm(argv: readonly string[]): Promise<number> {
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
       vkms: options.vkms,
+      kernel: options.kernel,
       ...(process.env.EXPLICIT_SYNC_VM_FAULT === 'boot-panic' ? { faultFirstBoot: 'boot-panic' as const } : {}),
       signal: interrupted.signal,
     });

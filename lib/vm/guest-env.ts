@@ -16,6 +16,9 @@ export const FORWARDED_NAMES: readonly string[] = ['CI', 'TERM', 'NO_COLOR', 'FO
 
 const FORWARDED_PREFIX = 'EXPLICIT_SYNC_';
 
+/** The guest variable listing the drivers that loaded (vgem,virtio_gpu,…), set by the guest's /init. */
+export const GUEST_DRIVERS_ENV = 'EXPLICIT_SYNC_VM_DRIVERS';
+
 /**
  * Turns `--env` specs into variables: `NAME=VALUE` sets it; `NAME` copies the host's value and is
  * skipped when the host does not have it. Later specs win.
@@ -59,6 +62,8 @@ export function selectGuestEnv(
     if (value === undefined) continue;
     if (name.startsWith(FORWARDED_PREFIX) || FORWARDED_NAMES.includes(name)) env[name] = value;
   }
+  // Set by the guest's /init from what actually loaded; a host value must not mask it.
+  delete env[GUEST_DRIVERS_ENV];
   Object.assign(env, extra);
   env['EXPLICIT_SYNC_IN_VM'] = '1';
   return env;

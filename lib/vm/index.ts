@@ -10,12 +10,13 @@ import { defaultCacheRoot, processAlive } from './cache';
 import { deadlineAt, formatSeconds, handshakeMs, remainingMs, timerDelay } from './deadline';
 import { renderRunScript, selectGuestEnv } from './guest-env';
 import { chooseAccel, kvmOpenable, readVerdict, verdictFile, writeVerdict, type AccelPlan } from './kvm';
-import type { ExtraModule } from './initramfs';
-import type { ProvisionContext } from './kernel';
-import { checkTools, ensureKernel, ensureVmImage, VmSetupError, type VmImage } from './provision';
+import type { GuestModules } from './initramfs';
+import { DEFAULT_KERNEL, type Kernel, type KernelChoice, type ProvisionContext } from './kernel';
+import { GUEST_DRIVERS, kernelDrivers } from './modules';
+import { ensureOotModules, OOT_RECIPES } from './modules-oot';
+import { aptFor, checkTools, ensureKernel, ensureVmImage, VmSetupError, type VmImage } from './provision';
 import { bootQemu, kernelCmdline, type Accel, type BootResult } from './qemu';
 import { rewriteLocalNpx } from './npx';
-import { ensureVkms } from './vkms';
 
 export { VmSetupError } from './provision';
 export type { KvmMode } from './args';
@@ -53,6 +54,8 @@ export interface RunInVmOptions {
    * be built the run warns and goes on without it; the guest's EXPLICIT_SYNC_VM_VKMS says which.
    */
   vkms?: boolean;
+  /** The kernel to boot (default the 6.12 series' newest release). */
+  kernel?: KernelChoice;
 }
 
 /** How the run ended: the command exited, or the VM was stopped or failed before it could. */
@@ -141,19 +144,22 @@ async function boot(
 }
 
 /**
- * vkms as an extra module, or none when it is turned off or cannot be built: then a warning says
- * why (even with `quiet`) and the run goes on; tests that need vkms fail in the guest.
+ * The guest's drivers for `kernel`, read from its packages: in-tree modules, built-in drivers, and
+ * the out-of-tree builds (vkms, sw_sync) of those it lacks. A driver the kernel lacks and that
+ * cannot be built is reported (a warning, even with `quiet`, for one that should have been built)
+ * and the run goes on; the guest's EXPLICIT_SYNC_VM_DRIVERS says what loaded.
  */
-async function vkmsExtras(ctx: ProvisionContext, signal: AbortSignal, wanted: boolean): Promise<ExtraModule[]> {
-  if (!wanted) return [];
-  const kernel = await ensureKernel(ctx, signal);
-  try {
-    return [await ensureVkms(kernel, ctx, signal)];
-  } catch (err) {
-    if (signal.aborted) throw err;
-    process.stderr.write(`${TAG} warning: booting without vkms, which could not be built: ${(err as Error).message}\n`);
-    return [];
-  }
+async function guestModules(kernel: Kernel, ctx: ProvisionContext, signal: AbortSignal, vkms: boolean): Promise<GuestModules> {
+  const sources = await kernelDrivers(kernel.root, kernel.kver, kernel.config, ctx.tool);
+  const modules = GUEST_DRIVERS.filter((d) => sources.get(d.driver) === 'module' && (vkms || d.driver !== 'vkms'))
+    .map((d) => ({ module: d.module, driver: d.driver }));
+  const builtin = GUEST_DRIVERS.filter((d) => sources.get(d.driver) === 'builtin').map((d) => d.driver);
+  const wanted = OOT_RECIPES.filter((r) => sources.get(r.name) === 'absent' && (vkms || r.name !== 'vkms')).map((r) => r.name);
+  const oot = wanted.length > 0 ? await ensureOotModules(kernel, wanted, ctx, signal, () => aptFor(ctx)) : { modules: [], failures: [] };
+  for (const f of oot.failures) process.stderr.write(`${TAG} warning: booting without ${f.name}, which could not be built: ${f.why}\n`);
+  const lacking = GUEST_DRIVERS.filter((d) => sources.get(d.driver) === 'absent' && !oot.modules.some((m) => m.name === d.driver));
+  if (lacking.length > 0) ctx.progress(`kernel ${kernel.kver} has no ${lacking.map((d) => d.driver).join(', ')}`);
+  return { modules, builtin, extras: oot.modules };
 }
 
 /** Shortest time left for which a second boot is worth trying (a TCG boot takes 5–10 s). */
@@ -181,7 +187,8 @@ function reportFailure(result: BootResult, message: string): void {
 }
 
 /**
- * Boots Debian's 6.12 kernel under QEMU with vgem, virtio-gpu, udmabuf and the system dma-heap,
+ * Boots one of Debian's kernels (default 6.12) under QEMU with the drivers it has of vgem,
+ * virtio-gpu, vkms, sw_sync, udmabuf and the system dma-heap,
  * the host's / mounted read-only as the guest's root, and runs `command` there.
  * Rejects with VmSetupError when the host lacks what the VM needs.
  */
@@ -204,11 +211,12 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
   const onUserAbort = (): void => provisioning.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onUserAbort, { once: true });
   let image: VmImage;
-  let extras: ExtraModule[];
+  let guest: GuestModules;
   try {
     const ctx: ProvisionContext = { cache, progress, tool: { signal: provisioning.signal } };
-    extras = await vkmsExtras(ctx, provisioning.signal, options.vkms !== false);
-    image = await ensureVmImage(ctx, provisioning.signal, extras);
+    const kernel = await ensureKernel(ctx, provisioning.signal, options.kernel ?? { series: DEFAULT_KERNEL });
+    guest = await guestModules(kernel, ctx, provisioning.signal, options.vkms !== false);
+    image = await ensureVmImage(ctx, provisioning.signal, kernel, guest);
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (err instanceof VmSetupError) throw err;
@@ -228,7 +236,11 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
   const script = renderRunScript({
     command: npx?.command ?? options.command,
     cwd,
-    env: selectGuestEnv(process.env, { EXPLICIT_SYNC_VM_VKMS: extras.length > 0 ? '1' : '0', ...options.env }),
+    env: selectGuestEnv(process.env, {
+      EXPLICIT_SYNC_VM_VKMS: [...guest.modules.map((m) => m.driver), ...guest.builtin, ...guest.extras.map((e) => e.name)].includes('vkms') ? '1' : '0',
+      EXPLICIT_SYNC_VM_KERNEL: image.kernel.kver,
+      ...options.env,
+    }),
     tty,
     ...(tty ? { size: { columns: process.stdout.columns, rows: process.stdout.rows } } : {}),
   });
@@ -244,7 +256,7 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
         `the guest ${result.outcome.kind === 'panic' ? 'kernel panicked' : 'ended'} while booting, before the command started: booting once more`,
       );
       // The image may have been pruned meanwhile by another run: look (and build) again.
-      image = await ensureVmImage({ cache, progress, tool: {} }, options.signal ?? new AbortController().signal, extras);
+      image = await ensureVmImage({ cache, progress, tool: {} }, options.signal ?? new AbortController().signal, image.kernel, guest);
       result = await boot(cache, image, runDir, nonce, options, deadlineMs, progress);
     }
     const { outcome } = result;

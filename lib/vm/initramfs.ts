@@ -16,12 +16,13 @@ import { makeTempDir, publish } from './cache';
 import { INIT_MARKER, READY_MARKER, exitMarker } from './console';
 import { GUEST_RUN_DIR } from './guest-env';
 import type { Kernel, ProvisionContext } from './kernel';
-import { GUEST_MODULES, canonicalModuleName, resolveModules, type ModuleFile } from './modules';
+import { BOOT_MODULES, BOOT_MODULES_IF_MODULAR, canonicalModuleName, hasModule, resolveModules, type ModuleFile } from './modules';
 import { BUSYBOX_PATH, runTool, toolPath } from './tools';
 
 /**
- * A module built out of tree (the hook for vkms, which Debian's kernel lacks): loaded after the
- * in-tree modules, whose names it lists in `depends`.
+ * A module built out of tree (vkms, sw_sync: see modules-oot.ts): loaded after the in-tree
+ * modules, whose names it lists in `depends`. One that fails to load is reported and left out of
+ * the guest's driver list; the run goes on.
  */
 export interface ExtraModule {
   name: string;
@@ -31,13 +32,23 @@ export interface ExtraModule {
 }
 
 /** Bump when the initramfs layout changes in a way the hash inputs do not show. */
-const FORMAT = 1;
+const FORMAT = 3;
+
+/** What /init loads and announces. */
+export interface InitSpec {
+  /** In-tree modules in load order: a failure to load one is fatal. */
+  modules: readonly string[];
+  /** Out-of-tree modules, loaded after them: a failure is reported and the module left out. */
+  optional: readonly { module: string; driver: string }[];
+  /** Drivers the kernel has built in or as the in-tree modules above (EXPLICIT_SYNC_VM_DRIVERS). */
+  drivers: readonly string[];
+}
 
 /**
  * /init, run by the kernel as PID 1 (busybox sh). Its console protocol is described in
  * console.ts; on a setup failure it says why and powers off without an exit marker.
  */
-export function renderInit(modules: readonly string[]): string {
+export function renderInit(spec: InitSpec): string {
   return `#!/bin/busybox sh
 # explicit-sync guest /init (generated). PID 1: must never exit (the kernel would panic).
 export PATH=/bin
@@ -50,8 +61,12 @@ off() { stty -onlcr; echo o >/proc/sysrq-trigger 2>/dev/null || poweroff -f; sle
 fail() { echo "explicit-sync init: $*"; off; }
 mount -t proc proc /proc || fail "cannot mount /proc"
 mount -t sysfs sysfs /sys || fail "cannot mount /sys"
-for m in ${modules.join(' ')}; do
+for m in ${spec.modules.join(' ')}; do
   insmod /lib/modules/$m.ko || fail "cannot load module $m"
+done
+drivers=${spec.drivers.join(',')}
+for md in ${spec.optional.map((o) => `${o.module}:${o.driver}`).join(' ')}; do
+  if insmod /lib/modules/\${md%%:*}.ko; then drivers=\${drivers:+$drivers,}\${md#*:}; else echo "explicit-sync init: warning: cannot load module \${md%%:*}; going on without it"; fi
 done
 run= nonce= timeout=
 for arg in $(cat /proc/cmdline); do
@@ -82,7 +97,7 @@ mkdir -p $R${GUEST_RUN_DIR} && cp /run.sh $R${GUEST_RUN_DIR}/run.sh || fail "can
 case $cwd in /tmp/?*) top=\${cwd#/tmp/}; top=/tmp/\${top%%/*}; mkdir -p "$R$top" && mount --bind "/hosttmp/\${top#/tmp/}" "$R$top" || fail "cannot bind $top" ;; esac
 stty -onlcr
 echo ${READY_MARKER}
-env -i /bin/chroot $R /bin/sh ${GUEST_RUN_DIR}/run.sh
+env -i EXPLICIT_SYNC_VM_DRIVERS=$drivers /bin/chroot $R /bin/sh ${GUEST_RUN_DIR}/run.sh
 echo "${exitMarker('$nonce', '$?')}"
 off
 `;
@@ -130,7 +145,13 @@ async function stage(
   for (const applet of applets) if (applet !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', applet));
   fs.writeFileSync(path.join(root, 'init'), init, { mode: 0o755 });
   for (const m of modules) {
-    const out = fs.openSync(path.join(root, 'lib/modules', `${m.name}.ko`), 'w');
+    const target = path.join(root, 'lib/modules', `${m.name}.ko`);
+    // Compression differs per kernel: Debian's 6.1 ships plain .ko files, 6.12 and later .ko.xz.
+    if (!m.file.endsWith('.xz')) {
+      fs.copyFileSync(m.file, target);
+      continue;
+    }
+    const out = fs.openSync(target, 'w');
     try {
       await runTool(BUSYBOX_PATH, ['unxz', '-c', m.file], { ...ctx.tool, stdoutFd: out });
     } finally {
@@ -193,11 +214,28 @@ export interface InitramfsPlan {
   build(): Promise<void>;
 }
 
+/** The guest's drivers: in-tree modules to load (dependencies are added), built-in ones, out-of-tree ones. */
+export interface GuestModules {
+  /** In-tree modules of drivers, by module name, with the driver each one gives. */
+  modules: readonly { module: string; driver: string }[];
+  /** Drivers built into the kernel. */
+  builtin: readonly string[];
+  /** Out-of-tree modules, with the driver each one gives (its module name). */
+  extras: readonly ExtraModule[];
+}
+
 /** Works out the initramfs for `kernel` (its module order and cache key) without building it. */
-export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, extras: readonly ExtraModule[] = []): Promise<InitramfsPlan> {
-  const roots = [...GUEST_MODULES, ...extras.flatMap((e) => e.depends)];
+export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, guest: GuestModules): Promise<InitramfsPlan> {
+  const extras = guest.extras;
+  const modular: string[] = [];
+  for (const m of BOOT_MODULES_IF_MODULAR) if (await hasModule(kernel.root, kernel.kver, m, ctx.tool)) modular.push(m);
+  const roots = [...modular, ...BOOT_MODULES, ...guest.modules.map((m) => m.module), ...extras.flatMap((e) => e.depends)];
   const modules = await resolveModules(kernel.root, kernel.kver, roots, ctx.tool);
-  const init = renderInit([...modules.map((m) => m.name), ...extras.map((e) => canonicalModuleName(e.name))]);
+  const init = renderInit({
+    modules: modules.map((m) => m.name),
+    optional: extras.map((e) => ({ module: canonicalModuleName(e.name), driver: canonicalModuleName(e.name) })),
+    drivers: [...guest.modules.map((m) => m.driver), ...guest.builtin],
+  });
   const bb = fs.statSync(BUSYBOX_PATH);
   const key = initramfsKey(kernel.kver, init, modules, `${bb.size}:${bb.mtimeMs}`, extras.map((e) => `${e.name}:${fileDigest(e.file)}`));
   const target = path.join(ctx.cache, 'initramfs', `${key}.cpio.gz`);

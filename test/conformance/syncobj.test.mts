@@ -5,11 +5,11 @@ import { closeSync } from 'node:fs';
 import { AbortError, ClosedError, Device, SyncFile, Syncobj, TimeoutError, VgemDevice, monotonicNow } from 'explicit-sync';
 import { setWaitMechanism } from '../../dist/syncobj-core.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
-import { openDeviceFor, openVgemFor } from '../device-under-test.mjs';
+import { describeNeeding, openDeviceFor, openVgemFor } from '../device-under-test.mjs';
 
 const since = (t0: bigint): number => Number(monotonicNow() - t0) / 1e6;
 
-describe('Conformance: Syncobj on the device under test', () => {
+describeNeeding('syncobj', 'Conformance: Syncobj on the device under test', () => {
   let dev: Device;
   before(function () {
     dev = openDeviceFor(this, 'syncobj');

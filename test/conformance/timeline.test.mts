@@ -16,11 +16,11 @@ import {
 } from 'explicit-sync';
 import { setWaitMechanism } from '../../dist/syncobj-core.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
-import { openDeviceFor, openVgemFor } from '../device-under-test.mjs';
+import { describeNeeding, openDeviceFor, openVgemFor } from '../device-under-test.mjs';
 
 const since = (t0: bigint): number => Number(monotonicNow() - t0) / 1e6;
 
-describe('Conformance: Timeline on the device under test', () => {
+describeNeeding('timeline', 'Conformance: Timeline on the device under test', () => {
   let dev: Device;
   before(function () {
     dev = openDeviceFor(this, 'timeline');

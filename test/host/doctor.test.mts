@@ -53,6 +53,7 @@ function fakeReport(ok: boolean): DoctorReport {
       : { present: false, nodes: [] },
     dmaHeaps: ok ? ['system'] : [],
     udmabuf: ok,
+    swSync: ok,
     buffers: ok
       ? [{ kind: 'udmabuf', name: 'udmabuf /dev/udmabuf', allocate: { status: 'ok' }, exportSyncFile: { status: 'ok' }, importSyncFile: { status: 'ok' } }]
       : [],
@@ -69,6 +70,7 @@ describe('explicit-sync doctor', () => {
       expect(text).to.match(/\/dev\/dri\/renderD128\s+amdgpu 3\.59\.0\s+yes\s+yes/);
       expect(text).to.contain("/dev/dri/card0: EACCES: permission denied, open '/dev/dri/card0'");
       expect(text).to.match(/udmabuf \/dev\/udmabuf\s+ok\s+ok\s+ok/);
+      expect(text).to.contain('sw_sync: present');
       for (const n of FEATURES) expect(text).to.match(new RegExp(`feature ${n}\\s+ok\\s+/dev/dri/renderD128`));
       expect(text).to.contain('Result: the core works here');
       expect(text).to.contain('Exit status 0.');

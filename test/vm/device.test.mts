@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ClosedError, Device, NoDeviceError, VgemDevice } from 'explicit-sync';
 import { kDeviceFd } from '../../dist/device.js';
 import { shouldThrow } from '../helpers.mjs';
+import { expectNoDeviceWith, expectNoVkms, itWith } from './kernel-features.mjs';
 
 describe('Device (kernel)', () => {
   describe('Device.list()', () => {
@@ -27,7 +28,7 @@ describe('Device (kernel)', () => {
       expect(card!.driver.version).to.match(/^\d+\.\d+\.\d+$/);
     });
 
-    it('finds virtio_gpu card and render nodes, with syncobj and timeline', () => {
+    itWith(['timeline'], 'finds virtio_gpu card and render nodes, with syncobj and timeline', () => {
       const virtio = list.filter((d) => d.driver.name === 'virtio_gpu');
       expect(virtio.map((d) => d.kind).sort()).to.deep.equal(['primary', 'render']);
       for (const d of virtio) {
@@ -36,7 +37,7 @@ describe('Device (kernel)', () => {
         expect(d.caps.prime.export).to.equal(true);
       }
       expect(virtio.find((d) => d.kind === 'render')!.path).to.match(/^\/dev\/dri\/renderD\d+$/);
-    });
+    }, () => expectNoDeviceWith('timeline'));
   });
 
   describe('Device.open()', () => {
@@ -47,12 +48,12 @@ describe('Device (kernel)', () => {
       expect(dev.fd).to.be.greaterThan(2);
     });
 
-    it('picks the render node of the driver that has timelines', () => {
+    itWith(['timeline'], 'picks the render node of the driver that has timelines', () => {
       using dev = Device.open({ require: ['syncobj', 'timeline'] });
       expect(dev.driver.name).to.equal('virtio_gpu');
       expect(dev.kind).to.equal('render');
       expect(dev.caps.timeline).to.equal(true);
-    });
+    }, () => expectNoDeviceWith('timeline'));
 
     it('honours render: false and driver', () => {
       using dev = Device.open({ driver: 'virtio_gpu', render: false });
@@ -112,32 +113,32 @@ describe('Device (kernel)', () => {
       expect(list.some((d) => d.driver.name === 'vkms')).to.equal(false);
     });
 
-    it('Device.list({ openPrimary: true }) opens only card nodes without a render node (vkms)', () => {
+    itWith(['vkms'], 'Device.list({ openPrimary: true }) opens only card nodes without a render node (vkms)', () => {
       let list: ReturnType<typeof Device.list> = [];
       expect(primaryOpens(() => (list = Device.list({ openPrimary: true })))).to.equal(1);
       const vkms = list.find((d) => d.driver.name === 'vkms');
       expect(vkms?.kind).to.equal('primary');
       expect(vkms!.caps.dumbBuffer).to.equal(true);
-    });
+    }, expectNoVkms);
 
-    it('Device.open(options) opens no card node unless it returns one', () => {
+    itWith(['timeline'], 'Device.open(options) opens no card node unless it returns one', () => {
       expect(primaryOpens(() => Device.open({ require: ['timeline'] }).close())).to.equal(0);
       expect(primaryOpens(() => Device.open({ driver: 'vgem' }).close())).to.equal(0);
       let kind = '';
       expect(primaryOpens(() => { using d = Device.open({ driver: 'virtio_gpu', render: false }); kind = d.kind; })).to.equal(1);
       expect(kind).to.equal('primary');
-    });
+    }, () => expectNoDeviceWith('timeline'));
 
     it("require: ['dumb'] picks a card node (render nodes refuse DUMB_CREATE)", () => {
       using dev = Device.open({ require: ['dumb'] });
       expect(dev.kind).to.equal('primary');
     });
 
-    it("a driver only a KMS-only card node has is still found (driver: 'vkms')", () => {
+    itWith(['vkms'], "a driver only a KMS-only card node has is still found (driver: 'vkms')", () => {
       using dev = Device.open({ driver: 'vkms' });
       expect(dev.kind).to.equal('primary');
       expect(dev.driver.name).to.equal('vkms');
-    });
+    }, expectNoVkms);
 
     it('VgemDevice.open() opens the vgem card node and no other', () => {
       expect(primaryOpens(() => VgemDevice.open().close())).to.equal(1);
@@ -160,11 +161,11 @@ describe('Device (kernel)', () => {
       expect(kept.closed).to.equal(true);
     });
 
-    it('use after close throws ClosedError (EBADF)', () => {
+    itWith(['timeline'], 'use after close throws ClosedError (EBADF)', () => {
       const dev = Device.open({ require: ['timeline'] });
       dev.close();
       const e = shouldThrow(() => dev[kDeviceFd]('createTimeline'), ClosedError);
       expect(e.code).to.equal('EBADF');
-    });
+    }, () => expectNoDeviceWith('timeline'));
   });
 });

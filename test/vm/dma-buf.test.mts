@@ -20,6 +20,7 @@ import {
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
+import { describeWith, expectNoDmaHeap, expectNoUdmabuf, itWith } from './kernel-features.mjs';
 
 describe('DmaBuf (kernel)', () => {
   let dev: VgemDevice;
@@ -135,7 +136,7 @@ describe('DmaBuf (kernel)', () => {
       expect(write.isSignaled()).to.equal(true);
     });
 
-    it('round-trips into a udmabuf (explicit fence in, implicit out)', async () => {
+    itWith(['udmabuf'], 'round-trips into a udmabuf (explicit fence in, implicit out)', async () => {
       const src = vgemBuf();
       const fence = src.attach(true);
       using sf = src.dma.exportSyncFile('read');
@@ -146,7 +147,7 @@ describe('DmaBuf (kernel)', () => {
       const p = out.wait({ timeoutMs: 8000 });
       fence.signal();
       await p;
-    });
+    }, expectNoUdmabuf);
 
     it('takes an array of sync files: one fence that signals after all of them', async () => {
       const a = vgemBuf();
@@ -235,7 +236,7 @@ describe('DmaBuf (kernel)', () => {
       b.endCpuAccess('read');
     });
 
-    it('udmabuf: zero-filled, page-sized, CPU writes read back through a second mapping', () => {
+    itWith(['udmabuf'], 'udmabuf: zero-filled, page-sized, CPU writes read back through a second mapping', () => {
       using u = Udmabuf.create(5000);
       expect(u.size).to.equal(8192);
       const m = u.map();
@@ -247,9 +248,9 @@ describe('DmaBuf (kernel)', () => {
       const m2 = d.map();
       expect(m2).to.not.equal(m);
       for (let i = 0; i < m.length; i += 512) expect(m2[i]).to.equal(i & 0xff || 1);
-    });
+    }, expectNoUdmabuf);
 
-    it('dma-heap: list() has system; allocate() maps and reads back', () => {
+    itWith(['dma_heap'], 'dma-heap: list() has system; allocate() maps and reads back', () => {
       expect(DmaHeap.list()).to.include('system');
       using heap = DmaHeap.open('system');
       expect(heap.name).to.equal('system');
@@ -264,9 +265,9 @@ describe('DmaBuf (kernel)', () => {
       copy.endCpuAccess('read');
       using sf = buf.exportSyncFile();
       expect(sf.isSignaled()).to.equal(true);
-    });
+    }, expectNoDmaHeap);
 
-    it('after close() the Buffer reads zeros and absorbs writes; the memory is untouched', () => {
+    itWith(['udmabuf'], 'after close() the Buffer reads zeros and absorbs writes; the memory is untouched', () => {
       using u = Udmabuf.create(4096);
       const other = u.dup();
       const m = other.map();
@@ -275,7 +276,7 @@ describe('DmaBuf (kernel)', () => {
       expect(m.every((x) => x === 0)).to.equal(true);
       m.fill(1);
       expect(u.map().every((x) => x === 9)).to.equal(true);
-    });
+    }, expectNoUdmabuf);
   });
 
   describe('DmaBuf.fromFd()', () => {
@@ -312,7 +313,7 @@ describe('DmaBuf (kernel)', () => {
   });
 
   describe('DmaBuf#close()', () => {
-    it('every method throws ClosedError afterwards', () => {
+    itWith(['udmabuf'], 'every method throws ClosedError afterwards', () => {
       using u = Udmabuf.create(4096);
       using sf = u.exportSyncFile();
       const d = u.dup();
@@ -328,10 +329,10 @@ describe('DmaBuf (kernel)', () => {
         () => d.dup(),
       ])
         expect(shouldThrow(fn, ClosedError).code).to.equal('EBADF');
-    });
+    }, expectNoUdmabuf);
   });
 
-  describe('DmaHeap / Udmabuf lifetimes', () => {
+  describeWith(['udmabuf', 'dma_heap'], 'DmaHeap / Udmabuf lifetimes', () => {
     it('buffers outlive the heap and the udmabuf device that made them', () => {
       const heap = DmaHeap.open();
       const a = heap.allocate(4096);
@@ -350,5 +351,5 @@ describe('DmaBuf (kernel)', () => {
         b.close();
       }
     });
-  });
+  }, () => { expectNoUdmabuf(); expectNoDmaHeap(); });
 });

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -16,7 +17,7 @@ function runExample(name: string): Promise<{ code: number | null; stdout: string
   });
 }
 
-describe('examples/', function () {
+describeWith(['timeline'], 'examples/', function () {
   this.timeout(180_000); // a child Node under TCG takes seconds to start
 
   it('bridge.mjs: implicit → explicit → implicit on one vgem buffer', async () => {
@@ -45,4 +46,4 @@ describe('examples/', function () {
     expect(r.stdout).to.contain('child: saw point 2');
     expect(r.stdout).to.contain('parent: the child exited with status 0; timeline at 2');
   });
-});
+}, () => expectNoDeviceWith('timeline'));

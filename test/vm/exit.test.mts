@@ -3,6 +3,7 @@
 // the expected status, without a crash or an abort.
 import { expect } from 'chai';
 import { childScript, describeRun, runChild, type ChildRun } from './child-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 interface ExitResult {
   code: number;
@@ -10,7 +11,7 @@ interface ExitResult {
   settled: string[];
 }
 
-describe('process exit with pending waits (kernel, child processes)', function () {
+describeWith(['timeline'], 'process exit with pending waits (kernel, child processes)', function () {
   this.timeout(180000);
   const modes = ['unref', 'ref-signal', 'ref-timeout', 'ref-then-unref', 'exit', 'throw'] as const;
   const runs = new Map<string, ChildRun<ExitResult>>();
@@ -72,4 +73,4 @@ describe('process exit with pending waits (kernel, child processes)', function (
     expect(r.code).to.equal(1);
     expect(run.stderr).to.include('boom');
   });
-});
+}, () => expectNoDeviceWith('timeline'));

@@ -13,8 +13,9 @@ import {
 } from 'explicit-sync';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
 import { openTimelineDevice, since } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
-describe('imported syncobjs and timelines: bounded waits (kernel)', function () {
+describeWith(['timeline'], 'imported syncobjs and timelines: bounded waits (kernel)', function () {
   this.timeout(60000);
   let dev: Device;
   let t: Timeline;
@@ -95,4 +96,4 @@ describe('imported syncobjs and timelines: bounded waits (kernel)', function () 
     shouldThrow(() => imp.waitSync(), TimeoutError);
     shouldThrow(() => Syncobj.waitAllSync([s, imp]), TimeoutError);
   });
-});
+}, () => expectNoDeviceWith('timeline'));

@@ -9,6 +9,7 @@ import { ClosedError, Device, ExplicitSyncError, KmsDevice, type KmsAtomicReques
 import { kPumpFault } from '../../dist/kms.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
 import { childScript, runChild } from './child-helpers.mjs';
+import { describeWith, expectNoVkms } from './kernel-features.mjs';
 
 const EIO = constants.errno.EIO;
 
@@ -43,7 +44,7 @@ function cursorPlane(dev: KmsDevice): KmsPlane {
   return cursor;
 }
 
-describe('KMS request and flip lifetimes on vkms (kernel)', function () {
+describeWith(['vkms'], 'KMS request and flip lifetimes on vkms (kernel)', function () {
   this.timeout(120_000);
 
   describe('KmsAtomicRequest blobs (MODE_ID)', () => {
@@ -201,4 +202,4 @@ describe('KMS request and flip lifetimes on vkms (kernel)', function () {
       expect(unhandled).to.deep.equal([]);
     });
   });
-});
+}, expectNoVkms);

@@ -23,6 +23,7 @@ import {
   monotonicNow,
 } from 'explicit-sync';
 import { openFds, settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
+import { describeWith, expectNoVkms } from './kernel-features.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -67,7 +68,7 @@ function renderingScanout(dev: KmsDevice): { fb: KmsFramebuffer; render: VgemFen
   };
 }
 
-describe('KMS on vkms (kernel)', function () {
+describeWith(['vkms'], 'KMS on vkms (kernel)', function () {
   this.timeout(120_000);
 
   describe('KmsDevice.open()', () => {
@@ -404,4 +405,4 @@ describe('KMS on vkms (kernel)', function () {
     await new Promise((res) => setImmediate(res));
     expect(openFds().filter((fd) => !before.includes(fd))).to.deep.equal([]);
   });
-});
+}, expectNoVkms);

@@ -17,6 +17,7 @@ import {
 import { openFds, shouldReject, shouldThrow } from '../helpers.mjs';
 import { childScript, describeRun, runChild, type ChildRun } from './child-helpers.mjs';
 import { eventfdCount, openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 interface GcResult {
   n: number;
@@ -47,7 +48,7 @@ interface GcResult {
   fdReuse: { sameNumber: boolean; wait: string; warnings: number };
 }
 
-describe('lifetimes (kernel)', () => {
+describeWith(['timeline'], 'lifetimes (kernel)', () => {
   describe('garbage collection of objects dropped without close() (child process, --expose-gc)', function () {
     this.timeout(180000);
     let run: ChildRun<GcResult>;
@@ -292,4 +293,4 @@ describe('lifetimes (kernel)', () => {
       b.close(); // still ours: closes without EBADF
     });
   });
-});
+}, () => expectNoDeviceWith('timeline'));

@@ -18,6 +18,7 @@ import * as fc from 'fast-check';
 import { ClosedError, Device, SyncFile, Timeline, TimelineTimeoutError, VgemDevice, type VgemFence } from 'explicit-sync';
 import { openFds } from '../helpers.mjs';
 import { kmallocSmall, openTimelineDevice } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 type Dep = { kind: 'cpu' } | { kind: 'fence'; id: number } | { kind: 'link'; obj: number; point: bigint };
 interface Link {
@@ -372,7 +373,7 @@ async function settle(rw: RealWait, ms: number): Promise<RealWait['state']> {
   return rw.state;
 }
 
-describe('timeline model (kernel, fast-check)', function () {
+describeWith(['timeline'], 'timeline model (kernel, fast-check)', function () {
   const runs = Number(process.env['EXPLICIT_SYNC_MODEL_RUNS'] ?? 100);
   const seed = Number(process.env['EXPLICIT_SYNC_MODEL_SEED'] ?? 0x5eed);
   this.timeout(Math.max(120000, runs * 10000));
@@ -459,4 +460,4 @@ describe('timeline model (kernel, fast-check)', function () {
     expect(pending.isSignaled(2)).to.equal(false);
     fence.signal();
   });
-});
+}, () => expectNoDeviceWith('timeline'));

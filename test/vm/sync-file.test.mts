@@ -10,6 +10,7 @@ import {
   ExplicitSyncError,
   SyncFile,
   TimeoutError,
+  UnsupportedError,
   VgemBuffer,
   VgemDevice,
   VgemFence,
@@ -17,6 +18,7 @@ import {
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
 import { settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
+import { itWith } from './kernel-features.mjs';
 
 interface Fenced {
   buf: VgemBuffer;
@@ -262,13 +264,13 @@ describe('SyncFile (kernel)', () => {
   });
 
   describe('SyncFile#setDeadline()', () => {
-    it('accepts an absolute CLOCK_MONOTONIC bigint and a relative number of ms (Linux ≥ 6.7)', () => {
+    itWith(['syncFileDeadline'], 'accepts an absolute CLOCK_MONOTONIC bigint and a relative number of ms (Linux ≥ 6.7)', () => {
       const { sf } = fenced();
       expect(sf.supportsDeadline()).to.equal(true);
       sf.setDeadline(monotonicNow() + 16_000_000n);
       sf.setDeadline(16);
       sf.setDeadline(0);
-    });
+    }, () => { const { sf } = fenced(); expect(sf.supportsDeadline()).to.equal(false); expect(() => sf.setDeadline(16)).to.throw(UnsupportedError); });
   });
 
   describe('SyncFile.fromFd()', () => {

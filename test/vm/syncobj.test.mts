@@ -15,8 +15,9 @@ import {
 import { setWaitMechanism } from '../../dist/syncobj-core.js';
 import { settlesWithin, shouldReject, shouldThrow } from '../helpers.mjs';
 import { eventfdCount, openTimelineDevice, since, vgemFence } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
-describe('Syncobj (kernel)', () => {
+describeWith(['syncobj'], 'Syncobj (kernel)', () => {
   let dev: Device;
   let vgem: VgemDevice;
   before(() => {
@@ -265,4 +266,4 @@ describe('Syncobj (kernel)', () => {
       s.close();
     });
   });
-});
+}, () => expectNoDeviceWith('syncobj'));

@@ -21,8 +21,9 @@ import { kDeviceFd } from '../../dist/device.js';
 import { nativeFamily } from '../../dist/native.js';
 import { openFds, settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
 import { eventfdCount, openTimelineDevice, since, vgemFence } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
-describe('Timeline (kernel)', () => {
+describeWith(['timeline'], 'Timeline (kernel)', () => {
   let dev: Device;
   let vgem: VgemDevice;
   before(() => {
@@ -511,9 +512,9 @@ describe('Timeline (kernel)', () => {
       expect(d.features).to.deep.include({ syncobj: false, timeline: false, eventfd: false, waitMechanism: 'poll' });
     });
   });
-});
+}, () => expectNoDeviceWith('timeline'));
 
-describe('Syncobj ↔ Timeline on one device', () => {
+describeWith(['timeline'], 'Syncobj ↔ Timeline on one device', () => {
   it('a binary syncobj can be a transfer target and exported as a sync file afterwards', () => {
     using dev = openTimelineDevice();
     using t = dev.createTimeline();
@@ -523,4 +524,4 @@ describe('Syncobj ↔ Timeline on one device', () => {
     using sf = s.exportSyncFile();
     expect(sf.isSignaled()).to.equal(true);
   });
-});
+}, () => expectNoDeviceWith('timeline'));

@@ -10,6 +10,7 @@ import { Device, MAX_WAIT_REGISTRATIONS, SyncFile, VgemDevice, monotonicNow } fr
 import { settlesWithin, shouldThrow, sleep } from '../helpers.mjs';
 import { childScript } from './child-helpers.mjs';
 import { eventfdCount, kmallocSmall, openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 /** Median microseconds of `n` calls of `fn(i)`. */
 function medianUs(n: number, fn: (i: number) => void): number {
@@ -52,7 +53,7 @@ class Peer {
   }
 }
 
-describe('Waits against other handles, other processes and the kernel counters', () => {
+describeWith(['timeline'], 'Waits against other handles, other processes and the kernel counters', () => {
   let dev: Device;
   let vgem: VgemDevice;
   before(() => {
@@ -311,4 +312,4 @@ describe('Waits against other handles, other processes and the kernel counters',
       await p;
     });
   });
-});
+}, () => expectNoDeviceWith('timeline'));

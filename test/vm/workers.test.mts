@@ -8,6 +8,7 @@ import { Device } from 'explicit-sync';
 import { openFds } from '../helpers.mjs';
 import { childScript } from './child-helpers.mjs';
 import { openTimelineDevice } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
 
 interface Started {
   worker: Worker;
@@ -39,7 +40,7 @@ function start(workerData: Record<string, unknown>): Started {
   };
 }
 
-describe('worker_threads (kernel)', function () {
+describeWith(['timeline'], 'worker_threads (kernel)', function () {
   this.timeout(120000);
   let dev: Device;
   before(() => {
@@ -100,4 +101,4 @@ describe('worker_threads (kernel)', function () {
     }
     expect(openFds()).to.deep.equal(before);
   });
-});
+}, () => expectNoDeviceWith('timeline'));
