@@ -1,6 +1,6 @@
 // KMS (modesetting), enumeration: the mode-object ioctls (resources, connectors, encoders, CRTCs,
 // planes, properties). Framebuffers, blobs, atomic commits and events are in kms_commit.cc.
-// lib/kms.ts owns the object model, the device fd and every id; these functions borrow the fd and
+// lib/kms/ owns the object model, the device fd and every id; these functions borrow the fd and
 // never close it.
 #include <errno.h>
 #include <string.h>

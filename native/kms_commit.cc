@@ -1,6 +1,6 @@
 // KMS (modesetting), presenting: framebuffers (ADDFB2/RMFB over dumb or PRIME-imported GEM
 // handles), property blobs, DRM_IOCTL_MODE_ATOMIC with out-fence slots, and reading DRM events.
-// lib/kms.ts owns the object model, the device fd and every id; these functions borrow the fd and
+// lib/kms/ owns the object model, the device fd and every id; these functions borrow the fd and
 // never close it. The only fds created here are a commit's out-fences (OUT_FENCE_PTR), returned
 // to the caller, which owns them.
 #include <errno.h>
