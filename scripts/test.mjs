@@ -92,6 +92,10 @@ export function skipReasons(output) {
   return [...plain.matchAll(/^\s*skipped: (.*)$/gm)].map((m) => m[1].trim());
 }
 
+// A kernel run's bound covers a fresh cache's provisioning (apt lists, the kernel packages, the
+// out-of-tree modules: minutes) as well as the suite; EXPLICIT_SYNC_VM_TIMEOUT overrides it.
+const VM_TIMEOUT = process.env.EXPLICIT_SYNC_VM_TIMEOUT ? [] : ['--timeout', '1800'];
+
 // The VM runner's status for a guest that panicked or ended without reporting its command's status.
 const VM_DIED = 125;
 
@@ -154,7 +158,7 @@ if (!args.has('--host-only') && !args.has('--pack-only')) {
   if (conformance !== undefined) {
     // EXPLICIT_SYNC_DEVICE is forwarded into the VM like every EXPLICIT_SYNC_* variable.
     const title = `conformance tests on ${conformance}${direct ? '' : ' (in the VM)'}`;
-    const argv = direct ? vmTests : [join(root, 'bin', 'explicit-sync.js'), 'vm', '--', 'node', ...vmTests];
+    const argv = direct ? vmTests : [join(root, 'bin', 'explicit-sync.js'), 'vm', ...VM_TIMEOUT, '--', 'node', ...vmTests];
     add(await suite(title, process.execPath, argv, { skipsFail: false }));
   } else if (direct) {
     add(await suite('kernel tests (this machine\'s /dev/dri)', process.execPath, vmTests, { skipsFail: false }));
@@ -164,7 +168,7 @@ if (!args.has('--host-only') && !args.has('--pack-only')) {
     for (const kernel of kernels) {
       const started = Date.now();
       const title = kernels.length === 1 && kernel === '6.12' ? 'kernel tests (in the VM)' : `kernel tests (in the VM, kernel ${kernel})`;
-      const r = await suite(title, process.execPath, [cli, 'vm', '--kernel', kernel, '--', 'node', ...vmTests], {
+      const r = await suite(title, process.execPath, [cli, 'vm', ...VM_TIMEOUT, '--kernel', kernel, '--', 'node', ...vmTests], {
         skipsFail: true,
         retryVmDeath: true,
       });

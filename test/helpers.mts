@@ -1,6 +1,7 @@
 // Shared test helpers: fd accounting, typed rejection checks, device lookup.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fstatSync, openSync, readdirSync, readlinkSync, constants as fsc } from 'node:fs';
+import * as path from 'node:path';
 import { join } from 'node:path';
 import { expect } from 'chai';
 
@@ -81,4 +82,23 @@ export function openFifo(dir: string): number {
   const path = join(dir, `fifo${process.pid}-${fifoCount++}`);
   execFileSync('mkfifo', [path]);
   return openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
+}
+
+let provisioned: Promise<void> | undefined;
+
+/**
+ * Host tests that boot the VM (the runner's own behaviour: orphans, re-boots) time boots, not the
+ * first provisioning of a fresh cache (kernel packages, apt lists, out-of-tree modules: minutes).
+ * Call from a `before` hook with a long timeout: it boots `vm --no-vkms -- true` once per process.
+ */
+export function provisionVm(root: string): Promise<void> {
+  provisioned ??= new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'explicit-sync.js'), 'vm', '-q', '--no-vkms', '--timeout', '1500', '--', 'true'], {
+      cwd: root, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`provisioning the VM failed (status ${code}): ${err}`))));
+  });
+  return provisioned;
 }

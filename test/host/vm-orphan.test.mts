@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { provisionVm } from '../helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'explicit-sync.js');
@@ -64,6 +65,10 @@ function startRunner(marker: string, timeoutSec = 150): Promise<{ runner: ChildP
 
 describe('vm runner: no QEMU outlives it', function () {
   this.timeout(150_000);
+  before(async function () {
+    this.timeout(1_600_000); // a fresh cache: apt lists, the kernel package, out-of-tree modules
+    await provisionVm(root);
+  });
   const leftovers: number[] = [];
   afterEach(() => {
     for (const pid of leftovers.splice(0)) {

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { provisionVm } from '../helpers.mjs';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { REBOOT_MIN_LEFT_MS, shouldBootAgain } from '../../dist/vm/index.js';
@@ -47,6 +48,10 @@ describe('vm runner: initramfs images of one kernel', () => {
 
 describe('vm runner: one more boot when the guest dies before the command starts', function () {
   this.timeout(240_000);
+  before(async function () {
+    this.timeout(1_600_000); // a fresh cache: apt lists, the kernel package, out-of-tree modules
+    await provisionVm(root);
+  });
 
   it('shouldBootAgain(): only a death before the command started, with time left for a boot', () => {
     const left = REBOOT_MIN_LEFT_MS;
