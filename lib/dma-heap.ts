@@ -3,7 +3,7 @@
  * dma-buf over the pages of a sealed memfd).
  * @module
  */
-import { constants as fsConstants, readdirSync } from 'node:fs';
+import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { DmaBuf } from './dma-buf';
 import { NativeCore, nativeFamily } from './native';
@@ -91,6 +91,19 @@ export class DmaHeap extends FdResource {
   }
 }
 
+/** The udmabuf driver's size limit (a module parameter, writable at run time). */
+export const UDMABUF_SIZE_LIMIT_PATH = '/sys/module/udmabuf/parameters/size_limit_mb';
+
+/** udmabuf.size_limit_mb in bytes, read now; undefined where sysfs does not say. */
+function udmabufSizeLimit(): number | undefined {
+  try {
+    const mb = Number(readFileSync(UDMABUF_SIZE_LIMIT_PATH, 'utf8').trim());
+    return Number.isSafeInteger(mb) && mb > 0 ? mb * 1024 * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The udmabuf device (/dev/udmabuf): dma-bufs over ordinary memory (the pages of a memfd).
  * Owns its fd: close() it, or `using` it. Buffers it created stay valid after it is closed.
@@ -117,8 +130,11 @@ export class Udmabuf extends FdResource {
    * A dma-buf of `size` bytes rounded up to whole pages, over a fresh zero-filled memfd
    * (memfd_create with MFD_ALLOW_SEALING, ftruncate, F_SEAL_SHRINK, then UDMABUF_CREATE with
    * UDMABUF_FLAGS_CLOEXEC). Opens and closes /dev/udmabuf for the call.
-   * @throws ExplicitSyncError code 'ENOENT' without /dev/udmabuf; 'EINVAL' beyond the driver's
-   *   size limit (udmabuf.size_limit_mb, 64 MiB by default); 'ENOMEM'.
+   * @throws RangeError code 'ERR_OUT_OF_RANGE' beyond the machine's memory or the driver's size
+   *   limit (udmabuf.size_limit_mb: 64 MiB by default up to 6.x, unlimited on 7.3), checked before
+   *   the ioctl: Linux 7.x allocates for the size first and logs a kernel WARNING (a panic where
+   *   panic_on_warn is set) before it refuses. ExplicitSyncError code 'ENOENT' without /dev/udmabuf; 'EINVAL' where sysfs does not
+   *   show the limit and the kernel refuses; 'ENOMEM'.
    */
   static create(size: number): DmaBuf {
     const len = pageAligned(size);
@@ -129,6 +145,11 @@ export class Udmabuf extends FdResource {
   /** Same as the static {@link Udmabuf.create}, on this open device. ClosedError after close(). */
   create(size: number): DmaBuf {
     const len = pageAligned(size);
+    // The buffer pins its pages: it cannot be bigger than the machine's memory, and the driver has
+    // its own limit (Linux 7.3's default is INT_MAX MiB: no limit at all).
+    const limit = Math.min(udmabufSizeLimit() ?? Infinity, totalmem());
+    if (len > limit)
+      throw new OutOfRangeError('size', `<= ${limit} bytes (the machine's memory, and udmabuf.size_limit_mb in ${UDMABUF_SIZE_LIMIT_PATH})`, size);
     const dev = this.openFd('UDMABUF_CREATE');
     const memfd = native.memfdCreate('explicit-sync-udmabuf');
     try {

@@ -43,7 +43,6 @@ import {
 } from '../bad-input-matrix.mjs';
 import { openTimelineDevice } from './syncobj-helpers.mjs';
 import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
-import { kernelRelease, releaseAtLeast } from './kernel-features.mjs';
 
 const native = nativeFamily<{ eventfdCreate(): number; memfdCreate(name: string): number; dup(fd: number): number }>();
 
@@ -430,11 +429,9 @@ describeWith(['timeline'], 'bad input (kernel)', function () {
         { name: 'DmaHeap#allocate(2^53-1)', run: () => heap.allocate(Number.MAX_SAFE_INTEGER), expect: RANGE },
         ...sizeCases('Udmabuf#create($)', (v) => udm.create(v as number)),
         // Linux 7.x (seen on 7.3.4) allocates for the size before checking the limit: ENOMEM plus a
-        // kernel WARNING (mm/slub.c, __kvmalloc_node) instead of EINVAL. Until the library checks
-        // udmabuf.size_limit_mb itself, the case runs only where the kernel refuses it cleanly.
-        ...(releaseAtLeast(kernelRelease, 7, 0)
-          ? []
-          : [{ name: 'Udmabuf#create(2^40) (beyond udmabuf.size_limit_mb)', run: () => udm.create(2 ** 40), expect: sys('EINVAL') }]),
+        // kernel WARNING (mm/slub.c, __kvmalloc_node) instead of EINVAL. So the library reads
+        // udmabuf.size_limit_mb and refuses beyond it before the ioctl, on every kernel.
+        { name: 'Udmabuf#create(2^40) (beyond udmabuf.size_limit_mb)', run: () => udm.create(2 ** 40), expect: RANGE },
       ]);
     });
   });
