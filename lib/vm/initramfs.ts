@@ -17,7 +17,7 @@ import { INIT_MARKER, READY_MARKER, exitMarker } from './console';
 import { GUEST_RUN_DIR } from './guest-env';
 import type { Kernel, ProvisionContext } from './kernel';
 import { BOOT_MODULES, BOOT_MODULES_IF_MODULAR, canonicalModuleName, hasModule, resolveModules, type ModuleFile } from './modules';
-import { BUSYBOX_PATH, runTool, toolPath } from './tools';
+import { BUSYBOX_PATH, runTool, toolEnv, toolPath } from './tools';
 
 /**
  * A module built out of tree (vkms, sw_sync: see modules-oot.ts): loaded after the in-tree
@@ -162,7 +162,7 @@ async function stage(
 }
 
 async function writeCpioGz(root: string, output: string): Promise<void> {
-  const cpio = spawn(toolPath('cpio'), ['--quiet', '-o', '-H', 'newc', '-R', '0:0'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  const cpio = spawn(toolPath('cpio'), ['--quiet', '-o', '-H', 'newc', '-R', '0:0'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
   cpio.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const exited = new Promise<number | null>((resolve, reject) => {

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { ConsoleParser } from './console';
 import { POWEROFF_GRACE_MS, remainingMs, timerDelay } from './deadline';
-import { findExecutableOnPath, toolPath } from './tools';
+import { findExecutableOnPath, toolEnv, toolPath } from './tools';
 
 /** The QEMU accelerator. */
 export type Accel = 'kvm' | 'tcg';
@@ -123,7 +123,7 @@ export function bootQemu(config: QemuConfig, nonce: string, opts: BootOptions): 
     const parser = new ConsoleParser(nonce);
     const cmd = qemuCommand(qemuArgs(config), toolPath('qemu-system-x86_64'), findExecutableOnPath('setpriv'), process.pid);
     if (cmd.warning !== undefined) opts.onWarning?.(cmd.warning);
-    const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'], env: toolEnv() });
     let stderr = '';
     let bootMs: number | undefined;
     /** Why we killed QEMU, if we did; the first reason wins. */

@@ -109,6 +109,17 @@ export class ToolError extends Error {
   override name = 'ToolError';
 }
 
+/**
+ * The environment of the host tools the runner starts (apt, dpkg, make, cpio, QEMU): the caller's,
+ * without LD_PRELOAD. The sanitizer run preloads libasan into its tests and so into the runner they
+ * start; preloaded into apt's gpgv, it deadlocked (a futex wait, for ever) on a fresh cache's
+ * `apt-get update`, and nothing the runner starts needs the caller's preloads.
+ */
+export function toolEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const { LD_PRELOAD: _preload, ...rest } = env;
+  return { ...rest, LC_ALL: 'C' };
+}
+
 /** Runs a tool to completion without a shell; rejects with ToolError unless it exits 0. */
 export function runTool(name: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
@@ -117,7 +128,7 @@ export function runTool(name: string, args: readonly string[], opts: ToolOptions
       signal: opts.signal,
       killSignal: 'SIGKILL',
       stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C' },
+      env: toolEnv(),
     });
     let stdout = '';
     let stderr = '';

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { REBOOT_MIN_LEFT_MS, shouldBootAgain } from '../../dist/vm/index.js';
 import { pruneStaleImages, STALE_IMAGE_MS } from '../../dist/vm/initramfs.js';
+import { toolEnv } from '../../dist/vm/tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'explicit-sync.js');
@@ -23,6 +24,13 @@ function runVm(args: string[], env: Record<string, string>): Promise<{ code: num
     child.on('close', (code) => resolve({ code, out, err }));
   });
 }
+
+describe('vm runner: host tools', () => {
+  it("start without the caller's LD_PRELOAD (the sanitizer run's libasan hung apt's gpgv)", () => {
+    const env = toolEnv({ LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libasan.so.8', ASAN_OPTIONS: 'x=1', PATH: '/usr/bin' });
+    expect(env).to.deep.equal({ ASAN_OPTIONS: 'x=1', PATH: '/usr/bin', LC_ALL: 'C' });
+  });
+});
 
 describe('vm runner: initramfs images of one kernel', () => {
   it('building one prunes only siblings unused for STALE_IMAGE_MS (a concurrent run may still boot the others)', () => {
