@@ -21,6 +21,7 @@ import {
 } from 'explicit-sync';
 import { childScript } from './child-helpers.mjs';
 import { openTimelineDevice } from './syncobj-helpers.mjs';
+import { describeWith, expectNoDeviceWith, expectNoVkms, has } from './kernel-features.mjs';
 
 /** One client process and the compositor's side of it: its imported timelines and its surface. */
 class Client {
@@ -94,7 +95,7 @@ function ok(c: SurfaceCommit<string> | SyncobjProtocolError): SurfaceCommit<stri
   return c;
 }
 
-describe('compositor kit: misbehaving clients (kernel, child processes)', function () {
+describeWith(['timeline'], 'compositor kit: misbehaving clients (kernel, child processes)', function () {
   this.timeout(60000);
   let dev: Device;
   let vgem: VgemDevice;
@@ -224,9 +225,9 @@ describe('compositor kit: misbehaving clients (kernel, child processes)', functi
     await c.release.wait(2, { timeoutMs: 5000 });
     expect(c.release.query()).to.equal(2n);
   });
-});
+}, () => expectNoDeviceWith('timeline'));
 
-describe('compositor kit: release ordering (kernel: vgem, vkms, a hold)', function () {
+describeWith(['timeline', 'vkms'], 'compositor kit: release ordering (kernel: vgem, vkms, a hold)', function () {
   this.timeout(60000);
   let dev: Device;
   let kms: KmsDevice;
@@ -341,4 +342,4 @@ describe('compositor kit: release ordering (kernel: vgem, vkms, a hold)', functi
     await rp2.paid;
     expect(release.isSignaled(2)).to.equal(true);
   });
-});
+}, () => (has('timeline') ? expectNoVkms() : expectNoDeviceWith('timeline')));

@@ -14,6 +14,7 @@ import {
   SyncFile,
   TimeoutError,
   Udmabuf,
+  UnsupportedError,
   VgemDevice,
   VgemFence,
   monotonicNow,
@@ -198,7 +199,7 @@ describe('DmaBuf (kernel)', () => {
       dma.endCpuAccess('read');
     });
 
-    it('takes deadline, signal and fenceDeadline like SyncFile#wait', async () => {
+    itWith(['syncFileDeadline'], 'takes deadline, signal and fenceDeadline like SyncFile#wait', async () => {
       const { dma, attach } = vgemBuf();
       const fence = attach(true);
       const t0 = performance.now();
@@ -212,6 +213,17 @@ describe('DmaBuf (kernel)', () => {
       fence.signal();
       await q;
       dma.endCpuAccess('read');
+    }, async () => {
+      // Before Linux 6.7: deadline and signal work, fenceDeadline is an UnsupportedError.
+      const { dma, attach } = vgemBuf();
+      const fence = attach(true);
+      await shouldReject(dma.beginCpuAccessAsync('write', { deadline: monotonicNow() + 100_000_000n }), TimeoutError);
+      const ac = new AbortController();
+      const p = dma.beginCpuAccessAsync('write', { signal: ac.signal });
+      ac.abort();
+      await shouldReject(p, AbortError);
+      await shouldReject(dma.beginCpuAccessAsync('read', { fenceDeadline: monotonicNow() + 16_000_000n, timeoutMs: 8000 }), UnsupportedError);
+      fence.signal();
     });
 
     it('rejects with TimeoutError when the fence does not signal in time', async () => {
