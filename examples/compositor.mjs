@@ -10,10 +10,14 @@
 // a fence), then waits for its signal, and reports a commit whose point never came as
 // 'unsubmitted': that client is dropped, and the loop goes on with the others.
 //
+// When there is a vkms display, the first client's buffers are scanned out on it directly, and
+// their release points are tied to the commit that takes them off screen (ScanoutReleases: the
+// next frame's out-fence pays them, in the kernel).
+//
 // vgem stands in for the clients' GPU, a timeline-capable DRM node (virtio_gpu in the VM; any
 // GPU with DRM_CAP_SYNCOBJ_TIMELINE) carries the timelines:
 //   npx explicit-sync vm -- node examples/compositor.mjs
-import { Device, SurfaceSync, SyncobjProtocolError, VgemDevice } from 'explicit-sync';
+import { Device, KmsDevice, NoDeviceError, ScanoutReleases, SurfaceSync, SyncobjProtocolError, VgemDevice } from 'explicit-sync';
 
 const FRAMES = 3;
 const MATERIALIZE_MS = 300; // how long a client gets to submit the work behind its acquire point
@@ -21,6 +25,22 @@ const RENDER_MS = 10_000; // how long submitted work may take (a hung GPU job is
 
 const gpu = Device.open({ require: ['timeline'] });
 const vgem = VgemDevice.open();
+const display = openDisplay();
+
+/** vkms, a mode and a release ledger for its CRTC; null where there is no vkms. */
+function openDisplay() {
+  let kms;
+  try {
+    kms = KmsDevice.open({ driver: 'vkms' });
+  } catch (err) {
+    if (!(err instanceof NoDeviceError)) throw err;
+    console.log('compositor: no vkms here: composing without a display');
+    return null;
+  }
+  return { kms, out: kms.pickOutput(), scanout: new ScanoutReleases(), modeset: false };
+}
+// Client buffers as big as the display's mode, so that they can be scanned out as they are.
+const SIZE = display ? { width: display.out.mode.width, height: display.out.mode.height } : { width: 64, height: 64 };
 
 class Client {
   constructor(name, { rogue = false } = {}) {
@@ -29,8 +49,9 @@ class Client {
     this.acquire = gpu.createTimeline(); // in real life: imported from the client's fd
     this.release = gpu.createTimeline();
     // Two buffers: frame n renders into buffer n % 2, once the compositor released frame n - 2.
-    this.buffers = [0, 1].map(() => vgem.createBuffer({ width: 64, height: 64 }));
+    this.buffers = [0, 1].map(() => vgem.createBuffer(SIZE));
     this.dmabufs = this.buffers.map((b) => b.exportDmaBuf());
+    this.fbs = display ? this.buffers.map((b, i) => display.kms.importFramebuffer(this.dmabufs[i], { ...SIZE, pitch: b.pitch })) : [];
     // The compositor's side of this client's wp_linux_drm_syncobj_surface_v1.
     this.surface = new SurfaceSync({ materializeTimeoutMs: MATERIALIZE_MS, signalTimeoutMs: RENDER_MS });
   }
@@ -64,7 +85,7 @@ class Client {
   async close() {
     this.surface.close(); // pays every release point still owed, at the end of this turn
     await new Promise((r) => setImmediate(r));
-    for (const o of [this.acquire, this.release, ...this.dmabufs, ...this.buffers]) o.close();
+    for (const o of [this.acquire, this.release, ...this.fbs, ...this.dmabufs, ...this.buffers]) o.close();
   }
 }
 
@@ -85,7 +106,7 @@ async function compose(client, n, commit) {
   let shown;
   try {
     const pixels = commit.buffer.map();
-    commit.buffer.beginCpuAccess('read');
+    await commit.buffer.beginCpuAccessAsync('read', { timeoutMs: RENDER_MS });
     shown = pixels.readUInt32LE(0);
     commit.buffer.endCpuAccess('read');
   } finally {
@@ -93,6 +114,29 @@ async function compose(client, n, commit) {
   }
   console.log(`frame ${n}: ${client.name} shows its frame ${shown}`);
   if (shown !== n) throw new Error(`${client.name}: read frame ${shown} while compositing frame ${n}`);
+  if (display && client === clients[0]) await scanOut(client.fbs[n % 2], commit.release);
+}
+
+/**
+ * Puts a client's buffer on screen as it is (direct scanout). Its release point stays owed while it
+ * is shown: the commit that replaces it pays it with its out-fence.
+ */
+async function scanOut(fb, release) {
+  const { kms, out, scanout } = display;
+  scanout.releaseOnDisplacement(release);
+  const req = kms.atomic().setPlane(out.plane, out.crtc, fb).outFence(out.crtc);
+  if (!display.modeset) req.modeset(out);
+  let result;
+  try {
+    result = req.commit({ allowModeset: !display.modeset, nonblock: display.modeset, pageFlipEvent: true });
+  } catch (err) {
+    scanout.abort(); // never shown: nothing to wait for
+    throw err;
+  }
+  display.modeset = true;
+  scanout.committed(result.outFence); // the buffer shown until now is released by this frame's out-fence
+  result.outFence.close();
+  await result.flip;
 }
 
 const clients = [new Client('good-client'), new Client('rogue-client', { rogue: true })];
@@ -106,7 +150,9 @@ try {
   const dropped = clients.filter((c) => c.dropped).map((c) => c.name);
   console.log(`compositor: ${FRAMES} frames in ${(performance.now() - t0).toFixed(0)} ms; dropped: ${dropped.join(', ') || 'none'}`);
 } finally {
+  display?.scanout.close(); // nothing is scanned out from here on: the last shown buffer is released
   for (const c of clients) await c.close();
+  display?.kms.close();
   vgem.close();
   gpu.close();
 }
