@@ -153,6 +153,8 @@ export class FlipPump {
   #pumpStop: AbortController | null = null;
   /** See {@link kPumpFault}: errno for the pump's next read, 0 for none. */
   #readFault = 0;
+  /** See {@link kPumpFault}: errno for the pump's current or next poll wait, 0 for none. */
+  #pollFault = 0;
 
   constructor(device: KmsDevice) {
     this.#device = device;
@@ -174,8 +176,14 @@ export class FlipPump {
 
   /** See {@link kPumpFault}. */
   fault(where: 'read' | 'poll', errno: number): void {
-    if (where === 'read') this.#readFault = errno;
-    else this.#events?.rejectAll(new ExplicitSyncError(errno, 'poll'));
+    if (where === 'read') {
+      this.#readFault = errno;
+      return;
+    }
+    // A pending poll wait fails now; one that already saw the fd readable (the event came in
+    // before the fault) fails before it reads, so the fault never loses that race.
+    this.#pollFault = errno;
+    this.#events?.rejectAll(new ExplicitSyncError(errno, 'poll'));
   }
 
   /** The device is closing: the watcher stops, pending flips reject with ClosedError. */
@@ -210,6 +218,12 @@ export class FlipPump {
             this.#pumping = false;
             return;
           }
+          if (this.#pollFault !== 0) {
+            const errno = this.#pollFault;
+            this.#pollFault = 0;
+            this.#failFlips(new ExplicitSyncError(errno, 'poll'));
+            return;
+          }
           let events: NativeEvent[];
           try {
             events = this.#readEvents(fd);
@@ -221,6 +235,7 @@ export class FlipPump {
           loop();
         },
         (err: unknown) => {
+          this.#pollFault = 0; // a fault, if any, is this rejection
           if (stop.signal.aborted) return;
           if (this.#device.closed) this.#pumping = false; // close() rejected the flips itself
           else this.#failFlips(err); // a poll error (ExplicitSyncError, syscall 'poll')
