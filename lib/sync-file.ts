@@ -8,7 +8,7 @@ import { NativeCore, nativeFamily } from './native';
 import { FdResource, kAdopt } from './resource';
 import { MAX_DEADLINE_AHEAD_MS, monotonicNow, toDeadline } from './clock';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions } from './validate';
-import { FdWaitQueue, ParsedWait, TimeOptions, WaitOptions, parseWait } from './watcher';
+import { ASYNC_WAIT_KEYS, FdWaitQueue, ParsedWait, SYNC_WAIT_KEYS, TimeOptions, WaitOptions, parseWait } from './watcher';
 
 /** What SYNC_IOC_FILE_INFO reports, as native/sync_file.cc returns it. */
 interface RawSyncFileInfo {
@@ -108,10 +108,9 @@ export interface SyncFileWaitSyncOptions extends TimeOptions {
   fenceDeadline?: bigint;
 }
 
-const WAIT_KEYS: OptionKeys<SyncFileWaitOptions> = {
-  timeoutMs: true, deadline: true, signal: true, ref: true, until: true, fenceDeadline: true,
-};
-const WAIT_SYNC_KEYS: OptionKeys<SyncFileWaitSyncOptions> = { timeoutMs: true, deadline: true, until: true, fenceDeadline: true };
+// The same keys as every other wait's (watcher.ts); only `until` narrows, in parseSyncFileWait.
+const WAIT_KEYS: OptionKeys<SyncFileWaitOptions> = ASYNC_WAIT_KEYS;
+const WAIT_SYNC_KEYS: OptionKeys<SyncFileWaitSyncOptions> = SYNC_WAIT_KEYS;
 const NO_AVAILABLE =
   "must be 'signaled' (the default): a sync_file always holds its fence, so it is 'available' from the " +
   "start and there is nothing to wait for; drop the option to wait for the signal";
