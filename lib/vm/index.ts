@@ -13,7 +13,8 @@ import { chooseAccel, kvmOpenable, readVerdict, verdictFile, writeVerdict, type 
 import type { GuestModules } from './initramfs';
 import { DEFAULT_KERNEL, type Kernel, type KernelChoice, type ProvisionContext } from './kernel';
 import { GUEST_DRIVERS, kernelDrivers } from './modules';
-import { ensureOotModules, OOT_RECIPES } from './modules-oot';
+import { OOT_RECIPES } from './modules-oot';
+import { ensureOotModules } from './oot-build';
 import { aptFor, checkTools, ensureKernel, ensureVmImage, VmSetupError, type VmImage } from './provision';
 import { bootQemu, kernelCmdline, type Accel, type BootResult } from './qemu';
 import { rewriteLocalNpx } from './npx';

@@ -6,17 +6,13 @@
  * kbuild packages (of the kernel's very version).
  *
  * Layout: <cache>/<module>/<kver>/<module>.ko (uncompressed, ready for insmod). Like every cache
- * entry it appears only complete (see cache.ts); the download and build happen under the cache
- * lock. Building needs gcc (of the major version the kernel was built with) and make on the host.
+ * entry it appears only complete (see cache.ts). The build itself is oot-build.ts: on the host
+ * (gcc and make) when the host's gcc is at least the kernel's, else in a Debian build root of the
+ * kernel's release (buildroot.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunnerApt } from './apt';
-import { makeTempDir, publish, withCacheLock } from './cache';
-import type { ExtraModule } from './initramfs';
-import { parsePolicyCandidate, type Kernel, type ProvisionContext } from './kernel';
-import { parseKernelConfig, parseModinfo } from './modules';
-import { runTool, toolPath } from './tools';
+import { parseKernelConfig } from './modules';
 
 /** One module built out of tree. */
 export interface OotRecipe {
@@ -185,150 +181,3 @@ export function compilerMismatch(kernelMajor: number | undefined, hostMajor: num
   return `the kernel was built with gcc ${kernelMajor} and this host has gcc ${hostMajor}; its out-of-tree modules need a gcc-${kernelMajor} build root`;
 }
 
-/** Every symlink under `dir` (not following them). */
-function symlinksUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isSymbolicLink()) out.push(p);
-    else if (entry.isDirectory()) out.push(...symlinksUnder(p));
-  }
-  return out;
-}
-
-async function moduleDepends(ko: string, recipe: OotRecipe, ctx: ProvisionContext): Promise<string[]> {
-  const deps = parseModinfo((await runTool('modinfo', [ko], ctx.tool)).stdout).depends;
-  return deps.length > 0 ? deps : [...recipe.defaultDepends];
-}
-
-/** The result of ensureOotModules(): what can be loaded, and why the others cannot. */
-export interface OotResult {
-  modules: ExtraModule[];
-  failures: { name: string; why: string }[];
-}
-
-async function hostGccMajor(ctx: ProvisionContext): Promise<number | undefined> {
-  try {
-    const v = (await runTool('gcc', ['-dumpversion'], ctx.tool)).stdout.trim();
-    return /^\d+/.test(v) ? Number.parseInt(v, 10) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Downloads the packages once and builds every recipe of `recipes` for `kernel`. Call under the cache lock. */
-async function buildModules(kernel: Kernel, recipes: readonly OotRecipe[], apt: RunnerApt, ctx: ProvisionContext): Promise<OotResult> {
-  const result: OotResult = { modules: [], failures: [] };
-  const failAll = (why: string): OotResult => ({ modules: [], failures: recipes.map((r) => ({ name: r.name, why })) });
-  const missing = ['gcc', 'make', 'tar', 'xz'].filter((t) => !path.isAbsolute(toolPath(t)));
-  if (missing.length > 0) return failAll(`missing ${missing.join(', ')} (apt-get install gcc make xz-utils)`);
-  const configText = kernel.config ? fs.readFileSync(kernel.config, 'utf8') : '';
-  const mismatch = compilerMismatch(kernelGccMajor(configText), await hostGccMajor(ctx));
-  if (mismatch !== undefined) return failAll(mismatch);
-
-  const pkgs = buildPackages(kernel.kver);
-  // The source package must be the very version of the image we boot; the others carry the
-  // same version (they are built from the same source package).
-  const version = kernel.version ?? parsePolicyCandidate(await apt.cache(['policy', `linux-image-${kernel.kver}-unsigned`]));
-  if (version === undefined) return failAll(`the runner's apt names no version of linux-image-${kernel.kver}-unsigned`);
-
-  const tmp = await makeTempDir(ctx.cache);
-  try {
-    const debs = path.join(tmp, 'debs');
-    fs.mkdirSync(debs);
-    const names = [pkgs.source, pkgs.headers, pkgs.common, pkgs.kbuild];
-    ctx.progress(`downloading ${names.join(' ')} ${version} to build ${recipes.map((r) => r.name).join(', ')} (about 160 MB)`);
-    await apt.get(['download', ...names.map((n) => `${n}=${version}`)], { cwd: debs });
-    const root = path.join(tmp, 'root');
-    for (const deb of fs.readdirSync(debs).filter((f) => f.endsWith('.deb'))) {
-      await runTool('dpkg', ['-x', path.join(debs, deb), root], ctx.tool);
-    }
-    // The headers packages expect to be installed at /: they reach each other by absolute paths
-    // (the flavour's Makefile includes the common one; some releases link scripts/ absolutely).
-    for (const link of symlinksUnder(path.join(root, 'usr'))) {
-      const target = fs.readlinkSync(link);
-      if (!path.isAbsolute(target)) continue;
-      fs.unlinkSync(link);
-      fs.symlinkSync(rehomeSymlink(target, root), link);
-    }
-    const headersDir = path.join(root, 'usr/src', pkgs.headers);
-    const makefile = path.join(headersDir, 'Makefile');
-    fs.writeFileSync(makefile, rehomeMakefile(fs.readFileSync(makefile, 'utf8'), root));
-
-    ctx.progress(`extracting ${recipes.map((r) => r.dir).join(', ')} from the kernel source`);
-    const src = path.join(tmp, 'src');
-    fs.mkdirSync(src);
-    const members = recipes.flatMap((r) =>
-      r.files === '*' ? [`${pkgs.tarTop}/${r.dir}/*`] : r.files.map((f) => `${pkgs.tarTop}/${r.dir}/${f}`),
-    );
-    await runTool('tar', ['-xJf', path.join(root, 'usr/src', pkgs.tarball), '-C', src, '--wildcards', ...members], ctx.tool);
-
-    for (const recipe of recipes) {
-      try {
-        // Each module gets its own copy of its sources (two recipes may share a directory).
-        const moduleDir = path.join(tmp, 'build', recipe.name);
-        fs.mkdirSync(moduleDir, { recursive: true });
-        const from = path.join(src, pkgs.tarTop, recipe.dir);
-        const files = recipe.files === '*' ? fs.readdirSync(from) : recipe.files;
-        for (const f of files) fs.cpSync(path.join(from, f), path.join(moduleDir, f), { recursive: true });
-        recipe.prepare(moduleDir);
-        ctx.progress(`building ${recipe.name}.ko for ${kernel.kver}`);
-        await runTool('make', moduleMakeArgs(headersDir, moduleDir, 2, recipe.makeVars), ctx.tool);
-        const built = path.join(moduleDir, `${recipe.name}.ko`);
-        if (!fs.existsSync(built)) throw new Error(`make built no ${recipe.name}.ko`);
-        const out = path.join(tmp, 'out', recipe.name);
-        fs.mkdirSync(out, { recursive: true });
-        fs.copyFileSync(built, path.join(out, `${recipe.name}.ko`));
-        const file = ootCachePath(ctx.cache, recipe.name, kernel.kver);
-        await publish(out, path.dirname(file));
-        result.modules.push({ name: recipe.name, file, depends: await moduleDepends(file, recipe, ctx) });
-      } catch (err) {
-        if (ctx.tool.signal?.aborted) throw err;
-        result.failures.push({ name: recipe.name, why: (err as Error).message });
-      }
-    }
-    return result;
-  } finally {
-    await fs.promises.rm(tmp, { recursive: true, force: true });
-  }
-}
-
-/**
- * The out-of-tree modules `names` for `kernel`, built on first use and cached by kernel release.
- * Fast path (all cached): no lock, no apt. A module that cannot be built is a failure in the
- * result, never a rejection (the caller warns and boots without it); aborting still rejects.
- */
-export async function ensureOotModules(
-  kernel: Kernel,
-  names: readonly string[],
-  ctx: ProvisionContext,
-  signal: AbortSignal,
-  apt: () => Promise<RunnerApt>,
-): Promise<OotResult> {
-  const recipes = names.map(ootRecipe);
-  const cachedOnes = async (): Promise<ExtraModule[]> => {
-    const out: ExtraModule[] = [];
-    for (const r of recipes) {
-      const file = ootCachePath(ctx.cache, r.name, kernel.kver);
-      if (fs.existsSync(file)) out.push({ name: r.name, file, depends: await moduleDepends(file, r, ctx) });
-    }
-    return out;
-  };
-  const cached = await cachedOnes();
-  if (cached.length === recipes.length) return { modules: cached, failures: [] };
-  return withCacheLock(ctx.cache, signal, () => ctx.progress('waiting for another run to finish provisioning'), async () => {
-    const have = await cachedOnes();
-    const todo = recipes.filter((r) => !have.some((m) => m.name === r.name));
-    if (todo.length === 0) return { modules: have, failures: [] };
-    let built: OotResult;
-    try {
-      built = await buildModules(kernel, todo, await apt(), ctx);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      built = { modules: [], failures: todo.map((r) => ({ name: r.name, why: (err as Error).message })) };
-    }
-    // Load order is the recipes' order, whichever were cached.
-    const all = [...have, ...built.modules];
-    return { modules: recipes.flatMap((r) => all.filter((m) => m.name === r.name)), failures: built.failures };
-  });
-}
