@@ -11,7 +11,7 @@
  * @module
  */
 import { constants as fsConstants } from 'node:fs';
-import { ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
+import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber } from './errors';
 import { NativeCore, nativeFamily } from './native';
 import { FdResource, kAdopt } from './resource';
 import { SyncFile } from './sync-file';
@@ -21,6 +21,7 @@ import { InvalidArgValueError, OptionKeys, OutOfRangeError, InvalidArgTypeError,
 interface NativeSwSync {
   swSyncCreateFence(fd: number, point: number, name: string): number;
   swSyncInc(fd: number, n: number): void;
+  swSyncGetDeadline(fd: number, fenceFd: number): bigint;
 }
 
 const native = nativeFamily<NativeCore & NativeSwSync>();
@@ -113,6 +114,30 @@ export class SwSyncTimeline extends FdResource {
    */
   advance(n: number = 1): void {
     native.swSyncInc(this.openFd('SW_SYNC_IOC_INC'), toInt(n, 'n', 0, U32_MAX));
+  }
+
+  /**
+   * The earliest deadline set on `fence` (with {@link SyncFile.setDeadline}, or a wait's
+   * `fenceDeadline`), read back from the driver (SW_SYNC_GET_DEADLINE): an absolute CLOCK_MONOTONIC
+   * time in nanoseconds, or undefined when none was set. It shows that a deadline reached the fence.
+   * `fence` must hold one fence of a sw_sync timeline (any timeline: the kernel reads the fence).
+   * @throws UnsupportedError (code 'ENOTTY', feature 'sw_sync deadlines') where the kernel's sw_sync
+   *   predates the ioctl (6.1; 6.12 and 7.3 have it); ExplicitSyncError 'EINVAL' when `fence` is not
+   *   one sw_sync fence (a merge of several, another driver's); TypeError
+   *   (ERR_INVALID_ARG_TYPE) when it is not a SyncFile; ClosedError after close() of either.
+   */
+  deadlineOf(fence: SyncFile): bigint | undefined {
+    if (!(fence instanceof SyncFile)) throw new InvalidArgTypeError('fence', 'an instance of SyncFile', fence);
+    const fd = this.openFd('SW_SYNC_GET_DEADLINE');
+    if (fence.closed) throw new ClosedError('SyncFile', 'SW_SYNC_GET_DEADLINE');
+    try {
+      return native.swSyncGetDeadline(fd, fence.fd);
+    } catch (err) {
+      if (!(err instanceof ExplicitSyncError)) throw err;
+      if (err.code === 'ENOENT') return undefined;
+      if (err.code === 'ENOTTY') throw new UnsupportedError(-err.errno, 'SW_SYNC_GET_DEADLINE', 'sw_sync deadlines');
+      throw err;
+    }
   }
 
   /** @internal */

@@ -1,5 +1,5 @@
-// sw_sync timelines (a debugfs test driver, CONFIG_SW_SYNC): SW_SYNC_IOC_CREATE_FENCE and
-// SW_SYNC_IOC_INC. lib/sw-sync.ts owns the timeline fd (opened with the generic open()); these
+// sw_sync timelines (a debugfs test driver, CONFIG_SW_SYNC): SW_SYNC_IOC_CREATE_FENCE,
+// SW_SYNC_IOC_INC and SW_SYNC_GET_DEADLINE. lib/sw-sync.ts owns the timeline fd (opened with the generic open()); these
 // functions borrow it and never close it.
 #include <errno.h>
 #include <string.h>
@@ -34,9 +34,23 @@ static void SwSyncInc(const Napi::CallbackInfo& info) {
   if (err) ThrowErrno(info.Env(), err, "SW_SYNC_IOC_INC");
 }
 
+// swSyncGetDeadline(fd, fenceFd): bigint — SW_SYNC_GET_DEADLINE: the earliest deadline (CLOCK_MONOTONIC
+// ns) set on the sw_sync fence that sync_file `fenceFd` holds. Borrows both fds. Throws ENOENT when
+// none was set, EINVAL when fenceFd holds no single sw_sync fence, ENOTTY before the ioctl existed.
+static Napi::Value SwSyncGetDeadline(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  es_sw_sync_get_deadline arg;
+  memset(&arg, 0, sizeof(arg));
+  arg.fence_fd = ArgFd(info, 1);
+  int err = Ioctl(fd, ES_SW_SYNC_GET_DEADLINE, &arg);
+  if (err) ThrowErrno(info.Env(), err, "SW_SYNC_GET_DEADLINE");
+  return U64(info.Env(), arg.deadline_ns);
+}
+
 void InitSwSync(Napi::Env env, Napi::Object exports) {
   exports.Set("swSyncCreateFence", Napi::Function::New(env, SwSyncCreateFence, "swSyncCreateFence"));
   exports.Set("swSyncInc", Napi::Function::New(env, SwSyncInc, "swSyncInc"));
+  exports.Set("swSyncGetDeadline", Napi::Function::New(env, SwSyncGetDeadline, "swSyncGetDeadline"));
 }
 
 }  // namespace es

@@ -116,6 +116,24 @@ export function aptOptions(dir: string): string[] {
 /** Lists older than this are refreshed before a kernel is looked up (versions rotate). */
 export const APT_LISTS_MAX_AGE_MS = 24 * 3600_000;
 
+/** How long ago the runner's package lists in <cache>/apt were updated (ms), if they ever were. */
+export function aptListsAgeMs(cache: string, now = Date.now()): number | undefined {
+  try {
+    return Math.max(0, now - fs.statSync(path.join(cache, 'apt', 'updated')).mtimeMs);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An age for people: "40 s", "12 min", "5 h", "3 days". */
+export function formatAge(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} days`;
+}
+
 /** The runner's apt: `get` runs apt-get, `cache` apt-cache, both with its configuration. */
 export interface RunnerApt {
   dir: string;
@@ -139,9 +157,10 @@ export async function runnerApt(cache: string, tool: ToolOptions, progress: (m: 
   const list = renderSourcesList(machineArchive());
   const listFile = path.join(dir, 'sources.list');
   const stamp = path.join(dir, 'updated');
+  const age = aptListsAgeMs(cache);
   let fresh = false;
   try {
-    fresh = fs.readFileSync(listFile, 'utf8') === list && Date.now() - fs.statSync(stamp).mtimeMs < APT_LISTS_MAX_AGE_MS;
+    fresh = fs.readFileSync(listFile, 'utf8') === list && age !== undefined && age < APT_LISTS_MAX_AGE_MS;
   } catch {
     fresh = false;
   }
@@ -149,7 +168,9 @@ export async function runnerApt(cache: string, tool: ToolOptions, progress: (m: 
     for (const d of ['lists/partial', 'cache/archives/partial']) fs.mkdirSync(path.join(dir, d), { recursive: true });
     fs.writeFileSync(listFile, list);
     progress(`updating the runner's package lists (${RUNNER_SUITES.map((s) => s.suite).join(', ')})`);
-    await apt.get(['-q', 'update']);
+    // --error-on=any: by default apt-get update exits 0 when it fetched nothing (no network),
+    // and the lists would be stamped fresh although they are as old as before.
+    await apt.get(['-q', '--error-on=any', 'update']);
     fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);
   }
   return apt;

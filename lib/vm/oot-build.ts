@@ -50,16 +50,15 @@ export function chooseBuilder(
   const missing = ['tar', 'xz'].filter((t) => !haveTool(t));
   if (missing.length > 0) return { why: `missing ${missing.join(', ')} (apt-get install tar xz-utils)` };
   const mismatch = compilerMismatch(kernelMajor, hostMajor);
-  if (mismatch === undefined) {
-    const tools = ['gcc', 'make'].filter((t) => !haveTool(t));
-    if (tools.length > 0) return { why: `missing ${tools.join(', ')} (apt-get install gcc make xz-utils)` };
-    return { kind: 'host', label: `host gcc ${hostMajor ?? '(unknown version)'}` };
-  }
+  const hostTools = ['gcc', 'make'].filter((t) => !haveTool(t));
+  if (mismatch === undefined && hostTools.length === 0) return { kind: 'host', label: `host gcc ${hostMajor ?? '(unknown version)'}` };
+  // The kernel's gcc is newer than the host's, or the host has none: a build root, where one can be made.
   const suite = debianSuiteOf(kver);
-  if (suite === undefined) return { why: `${mismatch}, and ${kver} names no Debian release to make one of` };
   const unavailable = buildRootUnavailable(haveTool, uid);
-  if (unavailable !== undefined) return { why: `${mismatch}: ${unavailable}` };
-  return { kind: 'root', suite, label: `${suite} build root (gcc ${kernelMajor})` };
+  if (suite !== undefined && unavailable === undefined) return { kind: 'root', suite, label: `${suite} build root (gcc ${kernelMajor ?? 'of the release'})` };
+  if (mismatch === undefined) return { why: `missing ${hostTools.join(', ')} (apt-get install gcc make xz-utils)` };
+  if (suite === undefined) return { why: `${mismatch}, and ${kver} names no Debian release to make one of` };
+  return { why: `${mismatch}: ${unavailable}` };
 }
 
 /** Every symlink under `dir` (not following them). */

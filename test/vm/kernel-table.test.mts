@@ -6,20 +6,25 @@ import { expect } from 'chai';
 import { Device, VgemDevice } from 'explicit-sync';
 import { has, kernelRelease } from './kernel-features.mjs';
 
-/** The table's rows: first cell → the cells of each column, by header. */
-function readmeTable(): { headers: string[]; rows: string[][] } {
-  const text = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const section = text.slice(text.indexOf('### 7. Kernel versions'));
-  const lines = section.split('\n').filter((l) => l.startsWith('|'));
+/** The README table whose header row's first cell is `first`: its headers and rows of cells. */
+function readmeTable(first: string): { headers: string[]; rows: string[][] } {
+  const lines = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`| ${first} |`));
+  expect(start, `a README table headed "${first}"`).to.be.at.least(0);
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('|'));
   const cells = (l: string): string[] => l.slice(1, -1).split('|').map((c) => c.trim());
-  const end = lines.findIndex((l, i) => i > 1 && !l.startsWith('|'));
-  const table = lines.slice(0, end === -1 ? undefined : end);
+  const table = lines.slice(start, end === -1 ? undefined : end);
   return { headers: cells(table[0] as string), rows: table.slice(2).map(cells) };
+}
+
+/** The matrix's series of a release: 6.1, 6.12, else the newest kernel's. */
+function seriesOf(release: string): string {
+  return /^6\.1\./.test(release) ? '6.1' : /^6\.12\./.test(release) ? '6.12' : 'newest';
 }
 
 /** The column of the kernel under test: its series (6.1, 6.12), else the newest kernel's. */
 function columnOf(headers: readonly string[]): number {
-  const series = /^6\.1\./.test(kernelRelease) ? '6.1' : /^6\.12\./.test(kernelRelease) ? '6.12' : 'newest';
+  const series = seriesOf(kernelRelease);
   const i = headers.findIndex((h) => h === series || h.startsWith(`${series} `) || h.startsWith(`${series}:`));
   expect(i, `a "${series}" column in the README's Kernel versions table`).to.be.greaterThan(0);
   return i;
@@ -54,7 +59,7 @@ function measure(): Map<RegExp, boolean> {
 
 describe("README: the Kernel versions table's column for this kernel", () => {
   it(`says what the suite measures on ${kernelRelease}`, () => {
-    const { headers, rows } = readmeTable();
+    const { headers, rows } = readmeTable('feature');
     const col = columnOf(headers);
     const measured = measure();
     for (const [pattern, value] of measured) {
@@ -65,3 +70,25 @@ describe("README: the Kernel versions table's column for this kernel", () => {
     }
   });
 });
+
+// The VM runner's drivers table (README, "Kernels"): which drivers each kernel of the matrix gets,
+// in tree or built out of tree. In the runner's guest, EXPLICIT_SYNC_VM_DRIVERS says what loaded:
+// the row of this kernel's series must say exactly that, so a driver the runner stops giving a
+// kernel (a failed vkms or sw_sync build) fails here instead of quietly turning tests into their
+// "absent" variants.
+const loaded = process.env['EXPLICIT_SYNC_VM_DRIVERS'];
+if (loaded !== undefined) {
+  describe("README: the VM runner's drivers table for this kernel", () => {
+    it(`names the drivers the runner loaded for ${kernelRelease}`, () => {
+      const { headers, rows } = readmeTable('kernel (Debian package)');
+      const row = rows.find((r) => seriesOf((r[0] ?? '').split(' ')[0] as string) === seriesOf(kernelRelease));
+      expect(row, `a row for the ${seriesOf(kernelRelease)} series`).to.not.equal(undefined);
+      const drivers = new Set(loaded.split(','));
+      for (const name of ['vgem', 'virtio_gpu', 'vkms', 'sw_sync', 'udmabuf', 'dma-heap']) {
+        const cell = (row as string[])[headers.indexOf(name)] ?? '';
+        const says = !cell.startsWith('—');
+        expect(says, `${name} on ${kernelRelease}: README says "${cell}", the runner loaded ${loaded}`).to.equal(drivers.has(name.replace('-', '_')));
+      }
+    });
+  });
+}
