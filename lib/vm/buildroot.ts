@@ -85,7 +85,7 @@ export async function ensureBuildRoot(ctx: ProvisionContext, suite: string, kver
   const tmp = await makeTempDir(ctx.cache);
   try {
     const root = path.join(tmp, 'root');
-    ctx.progress(`making a ${suite} build root for ${kver} with mmdebstrap (gcc, make, linux-headers-${kver}; about 100 MB to download, 350 MB on disk)`);
+    ctx.progress(`making a ${suite} build root for ${kver} with mmdebstrap (gcc, make, linux-headers-${kver}: about 340 MB on disk, made once)`);
     await runTool('mmdebstrap', ['-q', ...mmdebstrapArgs(suite, kver, version, root, archive)], ctx.tool);
     // Written last: a root with /build is complete.
     fs.mkdirSync(path.join(root, BUILD_MOUNT));

@@ -245,13 +245,15 @@ export async function ensureOotModules(
   if ('why' in builder) return { modules: cached, failures: missing.map((r) => ({ name: r.name, why: builder.why })) };
 
   const code = buildCode();
-  const inputsOf = (r: OotRecipe, version: string): BuildInputs => ({ kver: kernel.kver, version, module: r.name, builder: builder.label, code });
+  // The kernel's packages' version, as the cache recorded it (older caches did not: the release
+  // then stands for it), so that a run can look a failure up without asking apt.
+  const inputsOf = (r: OotRecipe): BuildInputs => ({ kver: kernel.kver, version: kernel.version ?? '(not recorded)', module: r.name, builder: builder.label, code });
   const failures: OotResult['failures'] = [];
   const retry = env[RETRY_BUILD_ENV] === '1';
   let todo = missing;
-  if (!retry && kernel.version !== undefined) {
+  if (!retry) {
     todo = missing.filter((r) => {
-      const before = readFailure(ctx.cache, inputsOf(r, kernel.version as string));
+      const before = readFailure(ctx.cache, inputsOf(r));
       if (before !== undefined) {
         failures.push({ name: r.name, why: `${before.reason} (it failed before with the same inputs; log: ${before.log}; ${RETRY_BUILD_ENV}=1 tries again)` });
       }
@@ -278,8 +280,8 @@ export async function ensureOotModules(
     for (const m of built.modules) clearFailures(ctx.cache, kernel.kver, m.name);
     for (const f of built.failures) {
       const recipe = ootRecipe(f.name);
-      if (f.error.record && version !== undefined) {
-        const log = recordFailure(ctx.cache, inputsOf(recipe, version), f.error.message);
+      if (f.error.record) {
+        const log = recordFailure(ctx.cache, inputsOf(recipe), f.error.message);
         failures.push({ name: f.name, why: `${failureReason(f.error.message)} (log: ${log}; not tried again until its inputs change, or ${RETRY_BUILD_ENV}=1)` });
       } else {
         failures.push({ name: f.name, why: f.error.message });
