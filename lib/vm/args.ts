@@ -61,12 +61,17 @@ Options:
   --cpus <n>           guest CPUs (default ${DEFAULT_CPUS})
   --env NAME[=VALUE]   forward a variable into the guest (repeatable)
   --no-vkms            boot without vkms (by default it is built once against the
-                       guest kernel, which needs gcc and make, and loaded)
+                       guest kernel, which needs gcc and make, or mmdebstrap and root
+                       for a kernel built with a newer gcc, and loaded)
   -q, --quiet          no progress messages on stderr
   -h, --help           show this help
 
 Exit status: the command's; 124 on timeout; 125 if the guest panicked or ended
-without reporting a status; 1 if the VM could not be provisioned or started.`;
+without reporting a status; 1 if the VM could not be provisioned or started.
+
+A vkms or sw_sync build that failed is not tried again until what it is built
+from changes (its log is in the cache, named by the warning); set
+EXPLICIT_SYNC_VM_RETRY_BUILD=1 to try again anyway.`;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

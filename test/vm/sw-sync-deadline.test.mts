@@ -4,7 +4,7 @@
 // Needs sw_sync and SYNC_IOC_SET_DEADLINE (6.7): 6.12 and 7.3 have both; 6.1's sw_sync has no
 // SW_SYNC_GET_DEADLINE and its sync_file no SET_DEADLINE, which the absent case checks.
 import { expect } from 'chai';
-import { ExplicitSyncError, SwSyncTimeline, SyncFile, UnsupportedError, monotonicNow } from 'explicit-sync';
+import { ExplicitSyncError, SwSyncTimeline, SyncFile, TimeoutError, UnsupportedError, monotonicNow } from 'explicit-sync';
 import { shouldThrow } from '../helpers.mjs';
 import { describeWith, has } from './kernel-features.mjs';
 
@@ -43,10 +43,13 @@ describeWith(
       const d = monotonicNow() + 30n * SECOND;
       const waiting = f.wait({ fenceDeadline: d, timeoutMs: 20_000 });
       expect(tl.deadlineOf(f)).to.equal(d);
+      shouldThrow(() => f.waitSync({ fenceDeadline: d - SECOND, timeoutMs: 0 }), TimeoutError);
+      expect(tl.deadlineOf(f), 'waitSync sets it too').to.equal(d - SECOND);
       tl.advance();
       await waiting;
-      f.waitSync({ fenceDeadline: d - SECOND, timeoutMs: 0 });
-      expect(tl.deadlineOf(f), 'waitSync sets it too').to.equal(d - SECOND);
+      // The kernel takes no deadline for a fence that has signalled (dma_fence_set_deadline).
+      f.setDeadline(d - 2n * SECOND);
+      expect(tl.deadlineOf(f)).to.equal(d - SECOND);
     });
 
     it('a deadline on a merge of fences of two timelines reaches each fence; the merge itself is no sw_sync fence (EINVAL)', () => {
@@ -61,7 +64,7 @@ describeWith(
       // The kernel reads the fence, not the timeline: either timeline's fd reads either fence.
       expect(a.deadlineOf(fb)).to.equal(d);
       const e = shouldThrow(() => a.deadlineOf(merged), ExplicitSyncError);
-      expect([e.code, e.syscall]).to.deep.equal(['EINVAL', 'SW_SYNC_GET_DEADLINE']);
+      expect([e.code, e.syscall, e.ioctl]).to.deep.equal(['EINVAL', 'ioctl', 'SW_SYNC_GET_DEADLINE']);
     });
 
     it('deadlineOf() refuses what is not an open SyncFile', () => {
