@@ -97,6 +97,9 @@ function buildCode(): string {
   }).join('\n');
 }
 
+/** What apt (and so mmdebstrap) says when the archive cannot be reached. */
+const NETWORK_FAILURE = /Failed to fetch|Could not resolve|Temporary failure resolving|Could not connect|Unable to connect|Connection (?:refused|timed out)/;
+
 /** A build step that failed: `record` when it says something about the inputs (not a download). */
 class StepError extends Error {
   constructor(message: string, readonly record: boolean) {
@@ -166,7 +169,9 @@ async function buildModules(kernel: Kernel, recipes: readonly OotRecipe[], build
         root = await ensureBuildRoot(ctx, builder.suite, kernel.kver, version, machineArchive());
       } catch (err) {
         if (ctx.tool.signal?.aborted) throw err;
-        return failAll(new StepError(`making the ${builder.suite} build root failed: ${(err as Error).message}`, true));
+        // A root that could not be downloaded (no network) is tried again next run; one that failed otherwise is recorded.
+        const message = (err as Error).message;
+        return failAll(new StepError(`making the ${builder.suite} build root failed: ${message}`, !NETWORK_FAILURE.test(message)));
       }
       headersDir = `/usr/src/${pkgs.headers}`;
       make = (moduleDir, vars) =>
