@@ -6,7 +6,9 @@
  *
  *   produce-semaphore      -> "FD <n>"  a SYNC_FD exported from a binary semaphore a submit signals
  *   produce-fence          -> "FD <n>"  a SYNC_FD exported from a fence a submit signals
- *   produce-timeline       -> "FD <n>"  a timeline semaphore exported as OPAQUE_FD
+ *   produce-timeline       -> "FD <n>"  a timeline semaphore exported as OPAQUE_FD, or
+ *                             "ERR UNSUPPORTED ..." when the driver cannot (lavapipe 25 cannot)
+ *   produce-opaque         -> "FD <n>"  a binary semaphore exported as OPAQUE_FD (or ERR UNSUPPORTED)
  *   produce-dmabuf <size>  -> "FD <n>"  DMA_BUF memory of <size> bytes (kept as the "current" buffer)
  *   fill <u32>             -> "OK"      vkCmdFillBuffer of the current buffer with <u32>, waited for
  *   read <len>             -> "DATA <hex>"  the current buffer's first <len> bytes, copied by the GPU
@@ -124,8 +126,8 @@ static int init(void) {
   for (size_t i = 0; i < sizeof device_extensions / sizeof device_extensions[0]; i++) {
     int found = 0;
     for (uint32_t j = 0; j < count; j++) found |= strcmp(exts[j].extensionName, device_extensions[i]) == 0;
-    if (found) enabled[enabled_count++] = device_extensions[i];
     if (found && strcmp(device_extensions[i], VK_EXT_EXTERNAL_MEMORY_DMA_BUF_EXTENSION_NAME) == 0) dma_buf_enabled = 1;
+    if (found) enabled[enabled_count++] = device_extensions[i];
     else snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s", device_extensions[i]);
   }
   free(exts);
@@ -202,14 +204,24 @@ static int produce_fence(void) {
   return 0;
 }
 
-static int produce_timeline(void) {
+/* A semaphore exported as OPAQUE_FD: a timeline one when `timeline`, else a binary one. */
+static int produce_opaque(int timeline) {
   if (get_semaphore_fd == NULL || !has_dma_buf_if(0)) return missing_extension();
+  VkSemaphoreTypeCreateInfo stci = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO,
+                                    .semaphoreType = timeline ? VK_SEMAPHORE_TYPE_TIMELINE : VK_SEMAPHORE_TYPE_BINARY,
+                                    .initialValue = timeline ? 1 : 0};
+  VkPhysicalDeviceExternalSemaphoreInfo qi = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_SEMAPHORE_INFO,
+                                             .pNext = &stci,
+                                             .handleType = VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT};
+  VkExternalSemaphoreProperties qp = {.sType = VK_STRUCTURE_TYPE_EXTERNAL_SEMAPHORE_PROPERTIES};
+  vkGetPhysicalDeviceExternalSemaphoreProperties(physical, &qi, &qp);
+  if (!(qp.externalSemaphoreFeatures & VK_EXTERNAL_SEMAPHORE_FEATURE_EXPORTABLE_BIT)) {
+    reply("ERR UNSUPPORTED the driver cannot export a %s semaphore as OPAQUE_FD", timeline ? "timeline" : "binary");
+    return -1;
+  }
   VkExportSemaphoreCreateInfo esci = {.sType = VK_STRUCTURE_TYPE_EXPORT_SEMAPHORE_CREATE_INFO,
                                       .handleTypes = VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT};
-  VkSemaphoreTypeCreateInfo stci = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO,
-                                    .pNext = &esci,
-                                    .semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE,
-                                    .initialValue = 1};
+  stci.pNext = &esci;
   VkSemaphoreCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO, .pNext = &stci};
   VkSemaphore sem;
   CHECK(vkCreateSemaphore(device, &sci, NULL, &sem));
@@ -439,7 +451,8 @@ int main(void) {
     if (n < 1) continue;
     if (strcmp(cmd, "produce-semaphore") == 0) produce_semaphore();
     else if (strcmp(cmd, "produce-fence") == 0) produce_fence();
-    else if (strcmp(cmd, "produce-timeline") == 0) produce_timeline();
+    else if (strcmp(cmd, "produce-timeline") == 0) produce_opaque(1);
+    else if (strcmp(cmd, "produce-opaque") == 0) produce_opaque(0);
     else if (strcmp(cmd, "produce-dmabuf") == 0 && n == 2) produce_dmabuf(a);
     else if (strcmp(cmd, "import-dmabuf") == 0 && n == 3) import_dmabuf((int)a, b);
     else if (strcmp(cmd, "fill") == 0 && n == 2) fill((uint32_t)a);

@@ -1,0 +1,278 @@
+// The library against a driver nobody here wrote: Mesa 25's lavapipe (Vulkan on the CPU) as a
+// producer and a consumer of sync_files and dma-bufs, through test/interop/vk-interop.c. Figures
+// (the fence → lavapipe completion latency) are printed with an `interop:` prefix.
+import { expect } from 'chai';
+import {
+  type Device,
+  DmaBuf,
+  ExplicitSyncError,
+  SyncFile,
+  type Timeline,
+  VgemDevice,
+} from 'explicit-sync';
+import { shouldThrow, sleep } from '../helpers.mjs';
+import { interopConfig, VkPeer, type InteropConfig } from './interop-peer.mjs';
+import { describeWith, expectNoUdmabuf, has } from './kernel-features.mjs';
+import { openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
+
+/** Bytes of the dma-bufs lavapipe makes and reads. */
+const SIZE = 65536;
+
+function report(line: string): void {
+  console.log(`      interop: ${line}`);
+}
+
+describe('interop with Mesa (lavapipe)', function () {
+  this.timeout(180_000);
+  let config: InteropConfig;
+  let peer: VkPeer;
+  let vgem: VgemDevice;
+
+  before(async function () {
+    config = interopConfig();
+    peer = await new VkPeer(config).start();
+    vgem = VgemDevice.open();
+    const [name, driver, missing] = peer.ready.split('|');
+    report(`${name} / ${driver} (package ${config.mesa.version})`);
+    // Every extension the tests use is there (the READY line names the missing ones).
+    expect(missing, 'extensions lavapipe lacks').to.equal(has('udmabuf') ? '' : 'VK_EXT_external_memory_dma_buf');
+  });
+
+  after(async function () {
+    vgem?.close();
+    if (peer !== undefined) expect(await peer.quit(), 'vk-interop exit status').to.equal(0);
+  });
+
+  describe('lavapipe sync_files adopted with SyncFile.fromFd', function () {
+    for (const kind of ['semaphore', 'fence'] as const) {
+      it(`a SYNC_FD ${kind} export is a real, signalled sync_file: info(), isSignaled(), wait()`, async function () {
+        using sf = SyncFile.fromFd(await peer.takeFd(`produce-${kind}`));
+        const info = sf.info();
+        expect(info.status).to.equal('signaled');
+        expect(sf.isSignaled()).to.equal(true);
+        await sf.wait({ timeoutMs: 10_000 });
+        report(`${kind} sync_file: name ${JSON.stringify(info.name)}, ${info.fences.length} fence(s)${info.fences.map((f) => ` [${f.driver}/${f.timeline}]`).join('')}`);
+      });
+    }
+
+    it('merges with a pending vgem fence: pending until vgem signals', async function () {
+      using lvp = SyncFile.fromFd(await peer.takeFd('produce-semaphore'));
+      const { fence, syncFile } = vgemFence(vgem);
+      using vg = syncFile;
+      using merged = lvp.merge(vg);
+      expect(merged.isSignaled()).to.equal(false);
+      expect(merged.info().status).to.equal('active');
+      const done = merged.wait({ timeoutMs: 30_000 });
+      fence.signal();
+      await done;
+      expect(merged.info().status).to.equal('signaled');
+    });
+  });
+
+  describeWith(
+    ['timeline'],
+    'lavapipe sync_files on a timeline (timeline.importSyncFile)',
+    function () {
+      let device: Device;
+      before(() => {
+        device = openTimelineDevice();
+      });
+      after(() => device?.close());
+
+      it('a lavapipe sync_file imported at a point signals it; with a vgem fence merged in, only once vgem signals', async function () {
+        using tl: Timeline = device.createTimeline();
+        using lvp = SyncFile.fromFd(await peer.takeFd('produce-fence'));
+        tl.importSyncFile(1n, lvp);
+        expect(tl.query()).to.equal(1n);
+        await tl.wait(1n, { timeoutMs: 10_000 });
+
+        const { fence, syncFile } = vgemFence(vgem);
+        using vg = syncFile;
+        using merged = lvp.merge(vg);
+        tl.importSyncFile(2n, merged);
+        expect(tl.isSignaled(2n)).to.equal(false);
+        const done = tl.wait(2n, { timeoutMs: 30_000 });
+        fence.signal();
+        await done;
+        expect(tl.query()).to.equal(2n);
+      });
+    },
+    () => {
+      // Without timelines there is nothing to import into; the sync_file itself is still usable.
+      expect(has('timeline')).to.equal(false);
+    },
+  );
+
+  describe('lavapipe fds refused by device.importTimeline (not DRM syncobjs)', function () {
+    it('lavapipe cannot export a semaphore as OPAQUE_FD at all (binary or timeline): it says so', async function () {
+      expect(await peer.command('produce-timeline')).to.match(/^ERR UNSUPPORTED /);
+      expect(await peer.command('produce-opaque')).to.match(/^ERR UNSUPPORTED /);
+    });
+
+    describeWith(
+      ['timeline'],
+      'what a confused client could send instead',
+      function () {
+        let device: Device;
+        before(() => {
+          device = openTimelineDevice();
+        });
+        after(() => device?.close());
+
+        it('its SYNC_FD sync_file: EINVAL naming a sync_file', async function () {
+          using sf = SyncFile.fromFd(await peer.takeFd('produce-semaphore'));
+          const err = shouldThrow(() => device.importTimeline(sf.fd), ExplicitSyncError);
+          report(`importTimeline(lavapipe sync_file): ${err.message}`);
+          expect(err.code).to.equal('EINVAL');
+          expect(err.ioctl).to.equal('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
+          expect(err.message).to.include('not a syncobj fd').and.include('a sync_file');
+        });
+
+        it('its dma-buf memory: EINVAL naming a dma-buf', async function () {
+          if (!has('udmabuf')) {
+            expect(await peer.command(`produce-dmabuf ${SIZE}`)).to.match(/^ERR /);
+            return;
+          }
+          using buf = DmaBuf.fromFd(await peer.takeFd(`produce-dmabuf ${SIZE}`));
+          const err = shouldThrow(() => device.importTimeline(buf.fd), ExplicitSyncError);
+          expect(err.code).to.equal('EINVAL');
+          expect(err.message).to.include('not a syncobj fd').and.include('a dma-buf');
+        });
+      },
+      () => {
+        expect(has('timeline')).to.equal(false);
+      },
+    );
+  });
+
+  describe('a pending library fence consumed by lavapipe (SYNC_FD wait semaphore)', function () {
+    it('its submit waits for the fence and completes soon after the signal', async function () {
+      const { fence, syncFile } = vgemFence(vgem);
+      using sf = syncFile;
+      const consumer = await new VkPeer(config, [sf.fd]).start();
+      try {
+        const first = await consumer.command('consume 3');
+        expect(first).to.match(/^PENDING \d+$/);
+        // Still pending a while later: lavapipe honours the fence.
+        await sleep(1000);
+        expect(consumer.hasLine, 'lavapipe finished before the fence signalled').to.equal(false);
+        const signalledAt = process.hrtime.bigint();
+        fence.signal();
+        const done = await consumer.next(60_000);
+        const m = /^DONE (\d+)$/.exec(done);
+        expect(m, done).to.not.equal(null);
+        const latencyMs = Number(BigInt((m as RegExpExecArray)[1] as string) - signalledAt) / 1e6;
+        report(`vgem signal → lavapipe submit complete: ${latencyMs.toFixed(2)} ms (CLOCK_MONOTONIC, same guest)`);
+        expect(latencyMs).to.be.greaterThan(0);
+        // A generous bound: the guest is software-emulated and shared.
+        expect(latencyMs).to.be.lessThan(10_000);
+      } finally {
+        expect(await consumer.quit()).to.equal(0);
+      }
+    });
+
+    it('an already signalled sync_file: the submit completes without a signal', async function () {
+      const { fence, syncFile } = vgemFence(vgem);
+      using sf = syncFile;
+      fence.signal();
+      const consumer = await new VkPeer(config, [sf.fd]).start();
+      try {
+        // lavapipe's queue runs on a thread of its own: right after vkQueueSubmit the fence may
+        // read pending even with nothing to wait for (seen: PENDING, then DONE); it completes alone.
+        let line = await consumer.command('consume 3');
+        if (line.startsWith('PENDING ')) line = await consumer.next(30_000);
+        expect(line).to.match(/^DONE \d+$/);
+      } finally {
+        expect(await consumer.quit()).to.equal(0);
+      }
+    });
+  });
+
+  describeWith(
+    ['udmabuf'],
+    'lavapipe dma-buf memory adopted with DmaBuf.fromFd',
+    function () {
+      it('exportSyncFile is signalled when idle; a pending vgem fence imported makes it busy until signalled', async function () {
+        using buf = DmaBuf.fromFd(await peer.takeFd(`produce-dmabuf ${SIZE}`));
+        expect(buf.size).to.be.at.least(SIZE);
+        {
+          using idle = buf.exportSyncFile('readwrite');
+          expect(idle.isSignaled()).to.equal(true);
+        }
+        const { fence, syncFile } = vgemFence(vgem);
+        using vg = syncFile;
+        buf.importSyncFile(vg, 'write');
+        using busy = buf.exportSyncFile('read');
+        expect(busy.isSignaled()).to.equal(false);
+        const done = busy.wait({ timeoutMs: 30_000 });
+        fence.signal();
+        await done;
+        using after = buf.exportSyncFile('readwrite');
+        expect(after.isSignaled()).to.equal(true);
+      });
+
+      it('map() and CPU access round-trip with what Vulkan sees (GPU copies, not a CPU mapping of Vulkan)', async function () {
+        using buf = DmaBuf.fromFd(await peer.takeFd(`produce-dmabuf ${SIZE}`));
+        const map = buf.map();
+        // Vulkan writes, the library reads.
+        expect(await peer.command(`fill ${0x12345678}`)).to.equal('OK');
+        await buf.beginCpuAccessAsync('read');
+        expect(map.readUInt32LE(0)).to.equal(0x12345678);
+        expect(map.readUInt32LE(SIZE - 4)).to.equal(0x12345678);
+        buf.endCpuAccess('read');
+        // The library writes, Vulkan reads.
+        const pattern = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 7 + 3) & 0xff));
+        await buf.beginCpuAccessAsync('write');
+        pattern.copy(map, 0);
+        buf.endCpuAccess('write');
+        expect((await peer.data('read 64')).equals(pattern)).to.equal(true);
+      });
+
+      it('vgem.importDmaBuf(lavapipe dma-buf): a vgem fence on it shows on the dma-buf until signalled', async function () {
+        using buf = DmaBuf.fromFd(await peer.takeFd(`produce-dmabuf ${SIZE}`));
+        using imported = vgem.importDmaBuf(buf);
+        expect(imported.size).to.equal(buf.size);
+        expect(imported.handle).to.be.greaterThan(0);
+        const fence = imported.attachFence({ write: true });
+        using busy = buf.exportSyncFile('read');
+        expect(busy.isSignaled()).to.equal(false);
+        expect(busy.info().fences.map((f) => f.driver)).to.include('vgem');
+        // lavapipe ignores implicit fences: its GPU copy reads the buffer while the vgem write
+        // fence is still pending (Vulkan leaves implicit sync to the window system).
+        expect(await peer.command(`fill ${0xabcdef01}`)).to.equal('OK');
+        expect(busy.isSignaled(), 'the vgem fence is still pending after lavapipe wrote').to.equal(false);
+        const done = busy.wait({ timeoutMs: 30_000 });
+        fence.signal();
+        await done;
+      });
+    },
+    async () => {
+      // lavapipe exports dma-bufs through /dev/udmabuf: without it the export fails.
+      expectNoUdmabuf();
+      expect(await peer.command(`produce-dmabuf ${SIZE}`)).to.match(/^ERR /);
+    },
+  );
+
+  it('lavapipe imports a vgem dma-buf and reads what the library wrote through its CPU mapping', async function () {
+    using vbuf = vgem.createBuffer({ width: 64, height: 16 });
+    using dmabuf = vbuf.exportDmaBuf();
+    const pattern = Buffer.from(Array.from({ length: 256 }, (_, i) => (255 - i) & 0xff));
+    const map = dmabuf.map();
+    await dmabuf.beginCpuAccessAsync('write');
+    pattern.copy(map, 0);
+    dmabuf.endCpuAccess('write');
+    const consumer = await new VkPeer(config, [dmabuf.fd]).start();
+    try {
+      const imported = await consumer.command(`import-dmabuf 3 ${dmabuf.size}`);
+      if (!has('udmabuf')) {
+        // Without udmabuf lavapipe has no VK_EXT_external_memory_dma_buf.
+        expect(imported).to.match(/^ERR /);
+        return;
+      }
+      expect(imported).to.equal('OK');
+      expect((await consumer.data('read 256')).equals(pattern)).to.equal(true);
+    } finally {
+      expect(await consumer.quit()).to.equal(0);
+    }
+  });
+});
