@@ -63,7 +63,12 @@ const config = {
     VK_DRIVER_FILES: mesa.icd,
     VK_ICD_FILENAMES: mesa.icd,
     NODEVICE_SELECT: '1',
+    // Mesa 25's EGL and GBM (kmscube): the host's libEGL (glvnd) loads libEGL_mesa.so.0 from
+    // LD_LIBRARY_PATH, which loads its DRI driver and GBM backend from these.
+    LIBGL_DRIVERS_PATH: mesa.driDir,
+    GBM_BACKENDS_PATH: mesa.gbmDir,
   },
+  kmscube: mesa.kmscube,
 };
 writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
 progress(`Mesa ${mesa.version} in ${mesa.root}; ${binary} ${stale ? 'built' : 'up to date'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);

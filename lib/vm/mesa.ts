@@ -1,7 +1,7 @@
 /**
- * Mesa for the interop tests: Debian 12's own Mesa (22.3) has no SYNC_FD export in lavapipe and no
- * dma-buf memory export, so the runner fetches Mesa 25 (mesa-vulkan-drivers, libvulkan1,
- * libvulkan-dev) from bookworm-backports with an apt configuration of its own, and unpacks the
+ * Mesa for the interop tests: Debian 12's own Mesa (22.3) has no SYNC_FD export in lavapipe, no
+ * dma-buf memory export and no EGL_ANDROID_native_fence_sync, so the runner fetches Mesa 25
+ * (MESA_PACKAGES: lavapipe, the Vulkan loader, EGL/GBM, and kmscube) from bookworm-backports with an apt configuration of its own, and unpacks the
  * packages into the cache. Nothing is installed: the guest mounts the host's root, so a test
  * points the Vulkan loader at the unpacked tree (LD_LIBRARY_PATH, VK_DRIVER_FILES).
  *
@@ -33,8 +33,11 @@ export const MESA_APT: AptProfile = {
 /** The suite the packages are taken from (`apt-get -t`). */
 export const MESA_SUITE = 'bookworm-backports';
 
-/** What the interop tests need: lavapipe, the Vulkan loader and its headers. */
-export const MESA_PACKAGES: readonly string[] = ['mesa-vulkan-drivers', 'libvulkan-dev'];
+/**
+ * What the interop tests need: lavapipe, the Vulkan loader and its headers; Mesa's EGL and GBM
+ * (llvmpipe) and Debian's kmscube, a third-party atomic KMS client.
+ */
+export const MESA_PACKAGES: readonly string[] = ['mesa-vulkan-drivers', 'libvulkan-dev', 'libegl-mesa0', 'libgbm1', 'libgl1-mesa-dri', 'kmscube'];
 
 /** Where the libraries are in an unpacked tree. */
 const LIB_DIR = 'usr/lib/x86_64-linux-gnu';
@@ -49,6 +52,8 @@ export interface MesaTree {
   version: string;
   /** `name=version` of every package unpacked. */
   packages: string[];
+  /** The packages asked for (MESA_PACKAGES when it was made): a tree for another list is not used. */
+  requested: string[];
   /** Bytes of .deb files downloaded for it. */
   downloadBytes: number;
   /** Milliseconds the download and unpacking took when the tree was made. */
@@ -59,6 +64,11 @@ export interface MesaTree {
   includeDir: string;
   /** lavapipe's ICD manifest, with an absolute library path (for VK_DRIVER_FILES). */
   icd: string;
+  /** Mesa's DRI drivers (LIBGL_DRIVERS_PATH) and GBM backends (GBM_BACKENDS_PATH). */
+  driDir: string;
+  gbmDir: string;
+  /** The kmscube program. */
+  kmscube: string;
 }
 
 /** One package apt would install: `Inst name [old version] (new version suite [arch])`. */
@@ -79,7 +89,7 @@ export function mesaTreeName(packages: readonly PlannedPackage[]): string {
   const mesa = packages.find((p) => p.name === 'mesa-vulkan-drivers');
   if (mesa === undefined) throw new Error(`apt would not install mesa-vulkan-drivers from ${MESA_SUITE}`);
   const hash = createHash('sha256')
-    .update(packages.map((p) => `${p.name}=${p.version}`).sort().join('\n'))
+    .update([...MESA_PACKAGES, '', ...packages.map((p) => `${p.name}=${p.version}`).sort()].join('\n'))
     .digest('hex')
     .slice(0, 12);
   return `${mesa.version.replace(/[^A-Za-z0-9.+-]/g, '_')}-${hash}`;
@@ -96,13 +106,17 @@ export function fixIcd(manifest: string, libDir: string): string {
 
 function readTree(root: string): MesaTree | undefined {
   try {
-    const meta = JSON.parse(fs.readFileSync(path.join(root, META), 'utf8')) as Omit<MesaTree, 'root' | 'libDir' | 'includeDir' | 'icd'>;
+    const meta = JSON.parse(fs.readFileSync(path.join(root, META), 'utf8')) as Pick<MesaTree, 'version' | 'packages' | 'requested' | 'downloadBytes' | 'provisionMs'>;
+    if (!Array.isArray(meta.requested) || meta.requested.join(' ') !== MESA_PACKAGES.join(' ')) return undefined;
     return {
       ...meta,
       root,
       libDir: path.join(root, LIB_DIR),
       includeDir: path.join(root, 'usr/include'),
       icd: path.join(root, 'lvp_icd.json'),
+      driDir: path.join(root, LIB_DIR, 'dri'),
+      gbmDir: path.join(root, LIB_DIR, 'gbm'),
+      kmscube: path.join(root, 'usr/bin/kmscube'),
     };
   } catch {
     return undefined;
@@ -132,7 +146,7 @@ async function provisionMesa(ctx: ProvisionContext, apt: RunnerApt, packages: re
     const started = Date.now();
     const debs = path.join(tmp, 'debs');
     fs.mkdirSync(debs);
-    ctx.progress(`downloading Mesa for the interop tests: ${packages.map((p) => p.name).join(' ')} (about 25 MB)`);
+    ctx.progress(`downloading Mesa for the interop tests: ${packages.map((p) => p.name).join(' ')} (about 25 MB on a Debian 12 desktop, more where its libraries are missing)`);
     await apt.get(['-q', 'download', ...packages.map((p) => `${p.name}=${p.version}`)], { cwd: debs });
     const files = fs.readdirSync(debs).filter((f) => f.endsWith('.deb'));
     const downloadBytes = files.reduce((n, f) => n + fs.statSync(path.join(debs, f)).size, 0);
@@ -143,7 +157,13 @@ async function provisionMesa(ctx: ProvisionContext, apt: RunnerApt, packages: re
     const manifest = fs.readFileSync(path.join(root, 'usr/share/vulkan/icd.d/lvp_icd.json'), 'utf8');
     fs.writeFileSync(path.join(root, 'lvp_icd.json'), fixIcd(manifest, libDir));
     const version = packages.find((p) => p.name === 'mesa-vulkan-drivers')?.version ?? '';
-    const meta = { version, packages: packages.map((p) => `${p.name}=${p.version}`), downloadBytes, provisionMs: Date.now() - started };
+    const meta = {
+      version,
+      packages: packages.map((p) => `${p.name}=${p.version}`),
+      requested: MESA_PACKAGES,
+      downloadBytes,
+      provisionMs: Date.now() - started,
+    };
     fs.writeFileSync(path.join(root, META), `${JSON.stringify(meta, null, 2)}\n`);
     await publish(root, target);
     ctx.progress(`Mesa ${version}: ${(downloadBytes / 1e6).toFixed(1)} MB downloaded and unpacked in ${((Date.now() - started) / 1000).toFixed(1)} s`);

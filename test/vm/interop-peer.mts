@@ -13,6 +13,8 @@ export interface InteropConfig {
   binary: string;
   mesa: { version: string; root: string; packages: string[]; downloadBytes: number; provisionMs: number };
   env: Record<string, string>;
+  /** Debian's kmscube, unpacked with Mesa. */
+  kmscube: string;
 }
 
 const CONFIG = fileURLToPath(new URL('../../build/interop/interop.json', import.meta.url));

@@ -12,7 +12,11 @@ import {
 } from 'explicit-sync';
 import { shouldThrow, sleep } from '../helpers.mjs';
 import { interopConfig, VkPeer, type InteropConfig } from './interop-peer.mjs';
-import { describeWith, expectNoUdmabuf, has } from './kernel-features.mjs';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { DoctorReport } from '../../dist/doctor.js';
+import { describeWith, expectNoUdmabuf, expectNoVkms, has } from './kernel-features.mjs';
 import { openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
 
 /** Bytes of the dma-bufs lavapipe makes and reads. */
@@ -285,4 +289,49 @@ describe('interop with Mesa (lavapipe)', function () {
       expect(await consumer.quit()).to.equal(0);
     }
   });
+
+  describeWith(
+    ['vkms'],
+    'a third-party atomic client: kmscube -A on vkms (Mesa 25 EGL/GBM, llvmpipe)',
+    function () {
+      it('runs frames with IN_FENCE_FD / OUT_FENCE_PTR, the fence properties doctor reports for that node', async function () {
+        // `explicit-sync doctor --json`, as a user would run it (exit 0: the core works here).
+        const cli = fileURLToPath(new URL('../../bin/explicit-sync.js', import.meta.url));
+        const { stdout } = await promisify(execFile)(process.execPath, [cli, 'doctor', '--json'], { maxBuffer: 16 << 20 });
+        const doctor = JSON.parse(stdout) as DoctorReport;
+        const vkms = doctor.kms.find((k) => k.driver === 'vkms');
+        expect(vkms, JSON.stringify(doctor.kms)).to.not.equal(undefined);
+        const node = vkms as NonNullable<typeof vkms>;
+        expect(node.atomic).to.equal(true);
+        expect(node.inFenceFdPlanes).to.be.at.least(1);
+        expect(node.outFencePtrCrtcs).to.be.at.least(1);
+
+        const frames = 20;
+        // kmscube stops after one frame when its stdin is at EOF: it stays a pipe we keep open.
+        const child = spawn(config.kmscube, ['-A', '-D', node.path, '-c', String(frames)], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: { ...process.env, ...config.env },
+        });
+        let output = '';
+        child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+        const t0 = performance.now();
+        const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+        clearTimeout(timer);
+        child.stdin.destroy();
+        const seconds = (performance.now() - t0) / 1000;
+        expect(code, output).to.equal(0);
+        // -A needs eglDupNativeFenceFDANDROID (kmscube refuses atomic mode without it): each frame
+        // commits with the render fence as IN_FENCE_FD and waits for its OUT_FENCE_PTR fence.
+        expect(output).to.match(/display extensions: "[^"]*EGL_ANDROID_native_fence_sync/);
+        const rendered = [...output.matchAll(/Rendered (\d+) frames/g)].map((m) => Number(m[1]));
+        expect(Math.max(0, ...rendered), output).to.be.at.least(frames - 1);
+        report(`kmscube -A -c ${frames} on ${node.path}: exit 0 in ${seconds.toFixed(1)} s (${output.match(/renderer: "([^"]*)"/)?.[1] ?? '?'})`);
+      });
+    },
+    () => {
+      expectNoVkms();
+    },
+  );
 });
