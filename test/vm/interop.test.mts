@@ -306,7 +306,7 @@ describe('interop with Mesa (lavapipe)', function () {
         expect(node.inFenceFdPlanes).to.be.at.least(1);
         expect(node.outFencePtrCrtcs).to.be.at.least(1);
 
-        const frames = 20;
+        const frames = 10;
         // kmscube stops after one frame when its stdin is at EOF: it stays a pipe we keep open.
         const child = spawn(config.kmscube, ['-A', '-D', node.path, '-c', String(frames)], {
           stdio: ['pipe', 'pipe', 'pipe'],
