@@ -45,11 +45,14 @@ describe('interop with Mesa (lavapipe)', function () {
   let config: InteropConfig;
   let peer: VkPeer;
   let vgem: VgemDevice;
+  /** A node with timeline syncobjs (virtio_gpu), where the kernel has them. */
+  let device: Device;
 
   before(async function () {
     config = interopConfig();
     peer = await new VkPeer(config).start();
     vgem = VgemDevice.open();
+    if (has('timeline')) device = openTimelineDevice();
     const [name, driver, missing] = peer.ready.split('|');
     report(`${name} / ${driver} (package ${config.mesa.version})`);
     // Every extension the tests use is there (the READY line names the missing ones), except where
@@ -60,6 +63,7 @@ describe('interop with Mesa (lavapipe)', function () {
 
   after(async function () {
     vgem?.close();
+    device?.close();
     if (peer !== undefined) expect(await peer.quit(), 'vk-interop exit status').to.equal(0);
   });
 
@@ -93,12 +97,6 @@ describe('interop with Mesa (lavapipe)', function () {
     ['timeline', 'udmabuf'],
     'lavapipe sync_files on a timeline (timeline.importSyncFile)',
     function () {
-      let device: Device;
-      before(() => {
-        device = openTimelineDevice();
-      });
-      after(() => device?.close());
-
       it('a lavapipe sync_file imported at a point signals it; with a vgem fence merged in, only once vgem signals', async function () {
         using tl: Timeline = device.createTimeline();
         using lvp = SyncFile.fromFd(await peer.takeFd('produce-fence'));
@@ -135,12 +133,6 @@ describe('interop with Mesa (lavapipe)', function () {
       ['timeline', 'udmabuf'],
       'what a confused client could send instead',
       function () {
-        let device: Device;
-        before(() => {
-          device = openTimelineDevice();
-        });
-        after(() => device?.close());
-
         it('its SYNC_FD sync_file: EINVAL naming a sync_file', async function () {
           using sf = SyncFile.fromFd(await peer.takeFd('produce-semaphore'));
           const err = shouldThrow(() => device.importTimeline(sf.fd), ExplicitSyncError);
