@@ -2,7 +2,8 @@
  * vk-interop: a Vulkan peer for the interop tests (test/vm/interop.test.mts). It plays a real
  * third-party producer and consumer of sync_files and dma-bufs, with Mesa's lavapipe.
  *
- * It reads one command a line on stdin and answers one line on stdout ("ERR <why>" on failure):
+ * At start it prints "READY <device>|<driver info>|<wanted extensions it lacks>". Then it reads one
+ * command a line on stdin and answers one line on stdout ("ERR <why>" on failure):
  *
  *   produce-semaphore      -> "FD <n>"  a SYNC_FD exported from a binary semaphore a submit signals
  *   produce-fence          -> "FD <n>"  a SYNC_FD exported from a fence a submit signals
@@ -13,12 +14,12 @@
  *   fill <u32>             -> "OK"      vkCmdFillBuffer of the current buffer with <u32>, waited for
  *   read <len>             -> "DATA <hex>"  the current buffer's first <len> bytes, copied by the GPU
  *                                       into a host buffer (what Vulkan sees, not a CPU mapping)
- *   import-dmabuf <fd> <size> -> "OK"   imports a dma-buf (an fd this process inherited) as memory
- *                                       and makes it the current buffer
+ *   import-dmabuf <fd> <size> -> "OK"   imports a dup of a dma-buf (an fd this process inherited) as
+ *                                       memory and makes it the current buffer
  *   consume <fd>           -> "PENDING <ns>" or "DONE <ns>" at once, then (if pending) "DONE <ns>"
  *                                       when the submit finished, or "TIMEOUT" after 60 s. It imports
- *                                       the sync_file <fd> (inherited; Vulkan takes it) as a
- *                                       temporary SYNC_FD wait semaphore of a submit with a fence.
+ *                                       a dup of the sync_file <fd> (inherited; Vulkan takes the
+ *                                       dup) as a temporary SYNC_FD wait semaphore of a submit.
  *   close <fd>             -> "OK"
  *   quit
  *
