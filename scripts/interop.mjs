@@ -63,10 +63,13 @@ const config = {
     VK_DRIVER_FILES: mesa.icd,
     VK_ICD_FILENAMES: mesa.icd,
     NODEVICE_SELECT: '1',
-    // Mesa 25's EGL and GBM (kmscube): the host's libEGL (glvnd) loads libEGL_mesa.so.0 from
-    // LD_LIBRARY_PATH, which loads its DRI driver and GBM backend from these.
+    // Mesa 25's EGL and GBM (kmscube): glvnd's libEGL loads libEGL_mesa.so.0 from LD_LIBRARY_PATH,
+    // which loads its DRI driver and GBM backend from these.
     LIBGL_DRIVERS_PATH: mesa.driDir,
     GBM_BACKENDS_PATH: mesa.gbmDir,
+    // glvnd's libEGL looks for vendors in /usr/share/glvnd: on a machine without Mesa's EGL
+    // installed there is none, so name Mesa 25's (it loads libEGL_mesa.so.0 from LD_LIBRARY_PATH).
+    __EGL_VENDOR_LIBRARY_FILENAMES: join(mesa.root, 'usr/share/glvnd/egl_vendor.d/50_mesa.json'),
   },
   kmscube: mesa.kmscube,
 };
