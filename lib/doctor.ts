@@ -11,6 +11,7 @@ import { readdirSync, existsSync } from 'node:fs';
 import { arch, release } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import type { CliCommand } from './cli';
+import { probeKms, renderKms, type DoctorKms } from './doctor-kms';
 import type { DeviceCaps, DriverInfo, NodeKind } from './device';
 import type { SyncobjFeatures } from './syncobj-core';
 import type * as Library from './index';
@@ -115,6 +116,8 @@ export interface DoctorReport {
   swSync: boolean;
   /** Buffer sources tried for the dma-buf sync-file bridge. */
   buffers: DoctorBufferSource[];
+  /** Each card node's atomic KMS and fence properties (IN_FENCE_FD, OUT_FENCE_PTR). */
+  kms: DoctorKms[];
   features: Record<FeatureName, FeatureProbe>;
   /**
    * Whether the core works: the dma-buf ⇄ sync_file bridge on at least one buffer source, or binary
@@ -524,6 +527,7 @@ export async function diagnose(): Promise<DoctorReport> {
       udmabuf: existsSync('/dev/udmabuf'),
       swSync: existsSync(SW_SYNC_FILE),
       buffers: [],
+      kms: [],
       features,
       core: false,
     };
@@ -580,6 +584,7 @@ export async function diagnose(): Promise<DoctorReport> {
     udmabuf,
     swSync: existsSync(lib.SW_SYNC_PATH),
     buffers,
+    kms: probeKms(lib, dri.nodes.map((n) => n.path.slice(n.path.lastIndexOf('/') + 1))),
     features,
     core: bridge || features.syncobj.status === 'ok',
   };
@@ -658,6 +663,8 @@ export function renderDoctorReport(r: DoctorReport): string {
     out.push(...table(rows), ...[...new Set(notes)]);
   }
   out.push('');
+
+  out.push(...renderKms(r.kms), '');
 
   out.push('Library features');
   const rows: string[][] = [['feature', 'status', 'where', 'since']];

@@ -232,11 +232,27 @@ export class AbortError extends Error {
  * '/tmp/x', 'anon_inode:sync_file'), or 'unknown' where /proc is not mounted.
  */
 export function describeFd(fd: number): string {
+  let link: string;
   try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
+    link = readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
     return 'unknown';
   }
+  return fdKind(link);
+}
+
+/**
+ * @internal What a /proc/self/fd link names, in words, for the fds a GPU peer may send: the link
+ * alone ("/dmabuf:", "/memfd:lp_dma_buf (deleted)") does not tell a reader what the fd is.
+ */
+export function fdKind(link: string): string {
+  if (link === 'anon_inode:sync_file') return `a sync_file (${link})`;
+  if (link === 'anon_inode:syncobj') return `a DRM syncobj (${link})`;
+  if (link.startsWith('anon_inode:')) return `an anonymous inode of kind ${link.slice('anon_inode:'.length)} (${link})`;
+  if (link.startsWith('/dmabuf:')) return `a dma-buf (${link})`;
+  const memfd = /^\/memfd:(.*?)(?: \(deleted\))?$/.exec(link);
+  if (memfd !== null) return `a memfd named ${JSON.stringify(memfd[1])} (${link})`;
+  return link;
 }
 
 /** @internal Whether fd is an open file descriptor (fstat does not fail with EBADF). */

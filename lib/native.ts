@@ -41,6 +41,8 @@ export interface NativeCore {
   closeOwned(fd: number, token: number): number;
   dup(fd: number): number;
   fstat(fd: number): NativeStat;
+  /** pidfd_open + pidfd_getfd: an O_CLOEXEC copy of process `pid`'s fd `fd`, owned by the caller. */
+  pidfdGetfd(pid: number, fd: number): number;
   pollIn(fd: number, timeoutMs: number): boolean;
   drmVersion(fd: number): { major: number; minor: number; patchlevel: number; name: string; date: string; desc: string };
   drmGetCap(fd: number, capability: number): bigint;

@@ -22,6 +22,7 @@ interface NativeVgem {
   dumbCreate(fd: number, width: number, height: number, bpp: number): { handle: number; pitch: number; size: number };
   gemClose(fd: number, handle: number): void;
   primeHandleToFd(fd: number, handle: number): number;
+  primeFdToHandle(fd: number, dmaBufFd: number): number;
   vgemFenceAttach(fd: number, handle: number, write: boolean): number;
   vgemFenceSignal(fd: number, fence: number): void;
 }
@@ -32,6 +33,8 @@ const U32_MAX = 0xffffffff;
 
 /** Module-private key of the device fd accessor that buffers and fences use. */
 const kFd: unique symbol = Symbol('explicit-sync.vgemFd');
+/** Module-private key of the device's table of open buffers (GEM handle → buffer). */
+const kBuffers: unique symbol = Symbol('explicit-sync.vgemBuffers');
 
 /** Options for {@link VgemDevice.createBuffer}. */
 export interface VgemBufferOptions {
@@ -71,6 +74,8 @@ function drmDriver(fd: number): string | undefined {
 export class VgemDevice extends FdResource {
   /** The node's path. */
   readonly path: string;
+  /** @internal Open buffers by GEM handle: PRIME import hands out the handle a buffer already has. */
+  readonly [kBuffers] = new Map<number, VgemBuffer>();
 
   private constructor(fd: number, path: string) {
     super(fd, `VgemDevice ${path}`);
@@ -157,6 +162,30 @@ export class VgemDevice extends FdResource {
     return new VgemBuffer(this, r.handle, { width, height, bpp, pitch: r.pitch, size: r.size });
   }
 
+  /**
+   * Imports a dma-buf another driver (or another device) exported (DRM_IOCTL_PRIME_FD_TO_HANDLE),
+   * so that fences can be attached to it with {@link VgemBuffer.attachFence}: they land on the
+   * dma-buf's own reservation object, where its producer and every other importer see them. The
+   * buffer has no layout (`width`, `height`, `bpp` and `pitch` are 0); `size` is the dma-buf's.
+   * The DmaBuf stays the caller's; the buffer holds the memory on its own.
+   *
+   * DRM gives a buffer one handle per DRM file: importing a dma-buf of a buffer this device already
+   * has open (one it created and exported, or imported before) returns that same VgemBuffer, and
+   * closing it closes it for every holder.
+   * @throws ClosedError when the device or the DmaBuf is closed; ExplicitSyncError from the ioctl
+   *   (e.g. 'EINVAL' for a dma-buf vgem cannot import).
+   */
+  importDmaBuf(dmaBuf: DmaBuf): VgemBuffer {
+    if (!(dmaBuf instanceof DmaBuf)) throw new InvalidArgTypeError('dmaBuf', 'an instance of DmaBuf', dmaBuf);
+    const call = 'DRM_IOCTL_PRIME_FD_TO_HANDLE';
+    const fd = this.openFd(call);
+    if (dmaBuf.closed) throw new ClosedError('DmaBuf', call);
+    const handle = native.primeFdToHandle(fd, dmaBuf.fd);
+    const open = this[kBuffers].get(handle);
+    if (open !== undefined) return open;
+    return new VgemBuffer(this, handle, { width: 0, height: 0, bpp: 0, pitch: 0, size: dmaBuf.size });
+  }
+
   // close() (FdResource) ends every buffer and fence made from this device: closing the fd frees
   // their handles in the kernel and makes vgem signal the fences still unsignalled; they check
   // the device on every call, so none of them ever reaches the kernel again.
@@ -172,14 +201,20 @@ export class VgemDevice extends FdResource {
   }
 }
 
-/** A vgem dumb buffer: a GEM handle on its VgemDevice. close() frees the handle (GEM_CLOSE). */
+/**
+ * A vgem buffer: a dumb buffer it made, or a dma-buf it imported; a GEM handle on its VgemDevice.
+ * close() frees the handle (GEM_CLOSE).
+ */
 export class VgemBuffer implements Disposable {
   /** The device it lives on; kept alive by the buffer. */
   readonly device: VgemDevice;
+  /** Pixels (0 for an imported dma-buf, which carries no layout). */
   readonly width: number;
+  /** Pixels (0 for an imported dma-buf). */
   readonly height: number;
+  /** Bits per pixel (0 for an imported dma-buf). */
   readonly bpp: number;
-  /** Bytes per row. */
+  /** Bytes per row (0 for an imported dma-buf). */
   readonly pitch: number;
   /** Bytes. */
   readonly size: number;
@@ -193,6 +228,7 @@ export class VgemBuffer implements Disposable {
   ) {
     this.device = device;
     this.#handle = handle;
+    device[kBuffers].set(handle, this);
     this.width = dims.width;
     this.height = dims.height;
     this.bpp = dims.bpp;
@@ -248,6 +284,7 @@ export class VgemBuffer implements Disposable {
     const handle = this.#handle;
     if (handle < 0) return;
     this.#handle = -1;
+    this.device[kBuffers].delete(handle);
     // A closed device already freed every handle; its fd number may belong to someone else now.
     if (!this.device.closed) native.gemClose(this.device[kFd]('DRM_IOCTL_GEM_CLOSE'), handle);
   }

@@ -1,4 +1,4 @@
-// Argument readers, the errno throw, and the generic fd calls (open/close/dup/fstat) every family uses.
+// Argument readers, the errno throw, and the generic fd calls (open/close/dup/fstat, pidfd_getfd) every family uses.
 #include "util.h"
 
 #include <errno.h>
@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -176,6 +177,22 @@ static Napi::Value Dup(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// pidfdGetfd(pid, fd): fd — a copy of process pid's fd, with pidfd_open(2) + pidfd_getfd(2) (Linux
+// 5.6; needs ptrace access to pid, as a parent has to its child). The copy is O_CLOEXEC and the
+// caller owns it. This is how a file another program made (a Vulkan driver's sync_file or dma-buf,
+// which /proc/<pid>/fd cannot reopen) reaches this process without a unix socket.
+static Napi::Value PidfdGetfd(const Napi::CallbackInfo& info) {
+  uint32_t pid = ArgU32(info, 0);
+  int target = ArgFd(info, 1);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+  if (pidfd == -1) ThrowErrno(info.Env(), errno, "pidfd_open");
+  int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, target, 0));
+  int err = errno;
+  close(pidfd);
+  if (fd == -1) ThrowErrno(info.Env(), err, "pidfd_getfd");
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // fstat(fd): { mode, rdevMajor, rdevMinor, size } — enough to tell what kind of file an fd is.
 static Napi::Value Fstat(const Napi::CallbackInfo& info) {
   struct stat st = {};
@@ -212,6 +229,7 @@ void InitUtil(Napi::Env env, Napi::Object exports) {
   exports.Set("closeOwned", Napi::Function::New(env, CloseOwned, "closeOwned"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
+  exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));
   exports.Set("pollIn", Napi::Function::New(env, PollIn, "pollIn"));
 }
 

@@ -1,5 +1,5 @@
-// vgem (and generic GEM) buffer objects: DUMB_CREATE, PRIME_HANDLE_TO_FD, GEM_CLOSE, and vgem's
-// userspace-controlled fences (VGEM_FENCE_ATTACH / VGEM_FENCE_SIGNAL). lib/vgem.ts owns the device
+// vgem (and generic GEM) buffer objects: DUMB_CREATE, PRIME_HANDLE_TO_FD / FD_TO_HANDLE, GEM_CLOSE,
+// and vgem's userspace-controlled fences (VGEM_FENCE_ATTACH / VGEM_FENCE_SIGNAL). lib/vgem.ts owns the device
 // fd and the GEM handles and fence ids (both are per DRM file); these functions borrow the device
 // fd and never close it.
 #include <errno.h>
@@ -55,6 +55,19 @@ static Napi::Value PrimeHandleToFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), arg.fd);
 }
 
+// primeFdToHandle(fd, dmaBufFd): handle — DRM_IOCTL_PRIME_FD_TO_HANDLE: the GEM handle of a
+// dma-buf imported into this DRM file (the same handle again for a buffer it already has). The
+// caller owns the handle and frees it with gemClose(); the dma-buf fd stays the caller's.
+static Napi::Value PrimeFdToHandle(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  es_drm_prime_handle arg;
+  memset(&arg, 0, sizeof(arg));
+  arg.fd = ArgFd(info, 1);
+  int err = Ioctl(fd, ES_DRM_IOCTL_PRIME_FD_TO_HANDLE, &arg);
+  if (err) ThrowErrno(info.Env(), err, "DRM_IOCTL_PRIME_FD_TO_HANDLE");
+  return Napi::Number::New(info.Env(), arg.handle);
+}
+
 // vgemFenceAttach(fd, handle, write: boolean): number — DRM_IOCTL_VGEM_FENCE_ATTACH: adds an
 // unsignalled fence to the buffer's reservation object (a write fence when `write`) and returns
 // its id. vgem signals it itself after about 10 s, and when the device fd is closed.
@@ -84,6 +97,7 @@ void InitVgem(Napi::Env env, Napi::Object exports) {
   exports.Set("dumbCreate", Napi::Function::New(env, DumbCreate, "dumbCreate"));
   exports.Set("gemClose", Napi::Function::New(env, GemClose, "gemClose"));
   exports.Set("primeHandleToFd", Napi::Function::New(env, PrimeHandleToFd, "primeHandleToFd"));
+  exports.Set("primeFdToHandle", Napi::Function::New(env, PrimeFdToHandle, "primeFdToHandle"));
   exports.Set("vgemFenceAttach", Napi::Function::New(env, VgemFenceAttach, "vgemFenceAttach"));
   exports.Set("vgemFenceSignal", Napi::Function::New(env, VgemFenceSignal, "vgemFenceSignal"));
 }

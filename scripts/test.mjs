@@ -155,6 +155,13 @@ if (!args.has('--host-only') && !args.has('--pack-only')) {
     process.env.EXPLICIT_SYNC_IN_VM === '1' ||
     (conformance !== undefined && process.env.EXPLICIT_SYNC_FORCE_VM === undefined) ||
     (existsSync('/dev/dri') && process.env.EXPLICIT_SYNC_FORCE_VM === undefined);
+  if (conformance === undefined) {
+    // The interop tests' Mesa (downloaded once into the cache) and their Vulkan program. A failure
+    // is reported here and again by the interop tests, which then fail saying what is missing.
+    step('interop provisioning (Mesa from bookworm-backports, test/interop/vk-interop.c)');
+    const r = spawnSync(process.execPath, [join(root, 'scripts', 'interop.mjs')], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) console.log('interop provisioning failed: the interop kernel tests will fail');
+  }
   if (conformance !== undefined) {
     // EXPLICIT_SYNC_DEVICE is forwarded into the VM like every EXPLICIT_SYNC_* variable.
     const title = `conformance tests on ${conformance}${direct ? '' : ' (in the VM)'}`;

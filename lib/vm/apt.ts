@@ -11,12 +11,32 @@ import { runTool, type ToolOptions } from './tools';
 /** The keyring that signs Debian's archive (package debian-archive-keyring). */
 export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
+/** A suite a runner sources list names, and in which archive it lives. */
+export interface RunnerSuite {
+  suite: string;
+  archive: 'main' | 'security';
+}
+
 /** Suites the runner's sources list names, and in which archive each one lives. */
-export const RUNNER_SUITES: readonly { suite: string; archive: 'main' | 'security' }[] = [
+export const RUNNER_SUITES: readonly RunnerSuite[] = [
   { suite: 'bookworm', archive: 'main' },
   { suite: 'bookworm-security', archive: 'security' },
   { suite: 'trixie-backports', archive: 'main' },
 ];
+
+/**
+ * One private apt configuration of the runner: its folder under the cache, what it is for (the
+ * sources list's comment) and its suites. Kernels use `apt`; Mesa for the interop tests uses its
+ * own (`apt-mesa`), so that its package resolution sees only Debian 12 and its backports.
+ */
+export interface AptProfile {
+  dir: string;
+  purpose: string;
+  suites: readonly RunnerSuite[];
+}
+
+/** The kernels' apt configuration. */
+export const KERNEL_APT: AptProfile = { dir: 'apt', purpose: 'kernel packages only', suites: RUNNER_SUITES };
 
 /** Where Debian's packages come from on this machine: the main archive and the security one. */
 export interface DebianArchive {
@@ -94,10 +114,10 @@ export function machineArchive(etc = '/etc/apt'): DebianArchive {
   return debianArchiveFrom(texts.flatMap(parseAptSources));
 }
 
-/** The runner's sources.list. */
-export function renderSourcesList(archive: DebianArchive, keyring = DEBIAN_KEYRING): string {
-  const lines = ['# explicit-sync VM runner: kernel packages only (generated; the machine\'s own apt sources are untouched)'];
-  for (const { suite, archive: which } of RUNNER_SUITES) {
+/** The runner's sources.list (the kernels' one unless `profile` says otherwise). */
+export function renderSourcesList(archive: DebianArchive, keyring = DEBIAN_KEYRING, profile: AptProfile = KERNEL_APT): string {
+  const lines = [`# explicit-sync VM runner: ${profile.purpose} (generated; the machine's own apt sources are untouched)`];
+  for (const { suite, archive: which } of profile.suites) {
     lines.push(`deb [signed-by=${keyring}] ${archive[which]} ${suite} main`);
   }
   return `${lines.join('\n')}\n`;
@@ -116,10 +136,10 @@ export function aptOptions(dir: string): string[] {
 /** Lists older than this are refreshed before a kernel is looked up (versions rotate). */
 export const APT_LISTS_MAX_AGE_MS = 24 * 3600_000;
 
-/** How long ago the runner's package lists in <cache>/apt were updated (ms), if they ever were. */
-export function aptListsAgeMs(cache: string, now = Date.now()): number | undefined {
+/** How long ago the runner's package lists in <cache>/<dir> were updated (ms), if they ever were. */
+export function aptListsAgeMs(cache: string, now = Date.now(), dir = KERNEL_APT.dir): number | undefined {
   try {
-    return Math.max(0, now - fs.statSync(path.join(cache, 'apt', 'updated')).mtimeMs);
+    return Math.max(0, now - fs.statSync(path.join(cache, dir, 'updated')).mtimeMs);
   } catch {
     return undefined;
   }
@@ -142,11 +162,18 @@ export interface RunnerApt {
 }
 
 /**
- * The runner's apt configuration in <cache>/apt, written and `apt-get update`d when it is new,
- * changed or older than APT_LISTS_MAX_AGE_MS. Call under the cache lock (it writes the cache).
+ * The runner's apt configuration in <cache>/<profile.dir> (<cache>/apt for kernels), written and
+ * `apt-get update`d when it is new, changed or older than APT_LISTS_MAX_AGE_MS. Call under the
+ * cache lock (it writes the cache).
  */
-export async function runnerApt(cache: string, tool: ToolOptions, progress: (m: string) => void, refresh = true): Promise<RunnerApt> {
-  const dir = path.join(cache, 'apt');
+export async function runnerApt(
+  cache: string,
+  tool: ToolOptions,
+  progress: (m: string) => void,
+  refresh = true,
+  profile: AptProfile = KERNEL_APT,
+): Promise<RunnerApt> {
+  const dir = path.join(cache, profile.dir);
   const opts = aptOptions(dir);
   const apt: RunnerApt = {
     dir,
@@ -154,10 +181,10 @@ export async function runnerApt(cache: string, tool: ToolOptions, progress: (m: 
     cache: async (args, o) => (await runTool('apt-cache', [...opts, ...args], { ...tool, ...o })).stdout,
   };
   if (!refresh) return apt;
-  const list = renderSourcesList(machineArchive());
+  const list = renderSourcesList(machineArchive(), DEBIAN_KEYRING, profile);
   const listFile = path.join(dir, 'sources.list');
   const stamp = path.join(dir, 'updated');
-  const age = aptListsAgeMs(cache);
+  const age = aptListsAgeMs(cache, Date.now(), profile.dir);
   let fresh = false;
   try {
     fresh = fs.readFileSync(listFile, 'utf8') === list && age !== undefined && age < APT_LISTS_MAX_AGE_MS;
@@ -167,7 +194,7 @@ export async function runnerApt(cache: string, tool: ToolOptions, progress: (m: 
   if (!fresh) {
     for (const d of ['lists/partial', 'cache/archives/partial']) fs.mkdirSync(path.join(dir, d), { recursive: true });
     fs.writeFileSync(listFile, list);
-    progress(`updating the runner's package lists (${RUNNER_SUITES.map((s) => s.suite).join(', ')})`);
+    progress(`updating the runner's package lists (${profile.suites.map((s) => s.suite).join(', ')})`);
     // --error-on=any: by default apt-get update exits 0 when it fetched nothing (no network),
     // and the lists would be stamped fresh although they are as old as before.
     await apt.get(['-q', '--error-on=any', 'update']);

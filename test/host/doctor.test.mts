@@ -57,6 +57,12 @@ function fakeReport(ok: boolean): DoctorReport {
     buffers: ok
       ? [{ kind: 'udmabuf', name: 'udmabuf /dev/udmabuf', allocate: { status: 'ok' }, exportSyncFile: { status: 'ok' }, importSyncFile: { status: 'ok' } }]
       : [],
+    kms: ok
+      ? [
+          { path: '/dev/dri/card1', driver: 'vkms', atomic: true, crtcs: 1, planes: 3, inFenceFdPlanes: 3, outFencePtrCrtcs: 1 },
+          { path: '/dev/dri/card0', atomic: false, crtcs: 0, planes: 0, inFenceFdPlanes: 0, outFencePtrCrtcs: 0, detail: 'no atomic modesetting' },
+        ]
+      : [],
     features,
     core: ok,
     hints: ok ? [] : ['npx explicit-sync vm -- npx explicit-sync doctor'],
@@ -71,6 +77,8 @@ describe('explicit-sync doctor', () => {
       expect(text).to.contain("/dev/dri/card0: EACCES: permission denied, open '/dev/dri/card0'");
       expect(text).to.match(/udmabuf \/dev\/udmabuf\s+ok\s+ok\s+ok/);
       expect(text).to.contain('sw_sync: present');
+      expect(text).to.contain('/dev/dri/card1 (vkms): atomic; IN_FENCE_FD on 3/3 planes, OUT_FENCE_PTR on 1/1 CRTCs');
+      expect(text).to.contain('/dev/dri/card0: no atomic modesetting');
       for (const n of FEATURES) expect(text).to.match(new RegExp(`feature ${n}\\s+ok\\s+/dev/dri/renderD128`));
       expect(text).to.contain('Result: the core works here');
       expect(text).to.contain('Exit status 0.');

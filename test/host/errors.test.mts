@@ -10,7 +10,7 @@ import {
   errnoCode,
   U64_MAX,
 } from 'explicit-sync';
-import { errorFromNative } from '../../dist/errors.js';
+import { errorFromNative, fdKind } from '../../dist/errors.js';
 import { toU64, toTimeoutMs, toFd, OutOfRangeError, InvalidArgTypeError } from '../../dist/validate.js';
 
 describe('errnoCode()', () => {
@@ -106,5 +106,16 @@ describe('validation', () => {
     expect(() => toFd(-1)).to.throw(RangeError);
     expect(() => toFd(1.5)).to.throw(RangeError);
     expect(() => toFd('3')).to.throw(TypeError);
+  });
+});
+
+describe('fdKind() (what a wrong fd is, in error messages)', () => {
+  it('names the fds a GPU peer sends, keeping the link', () => {
+    expect(fdKind('anon_inode:sync_file')).to.equal('a sync_file (anon_inode:sync_file)');
+    expect(fdKind('anon_inode:syncobj')).to.equal('a DRM syncobj (anon_inode:syncobj)');
+    expect(fdKind('/dmabuf:')).to.equal('a dma-buf (/dmabuf:)');
+    expect(fdKind('/memfd:lp_dma_buf (deleted)')).to.equal('a memfd named "lp_dma_buf" (/memfd:lp_dma_buf (deleted))');
+    expect(fdKind('anon_inode:[eventfd]')).to.equal('an anonymous inode of kind [eventfd] (anon_inode:[eventfd])');
+    expect(fdKind('/dev/null')).to.equal('/dev/null');
   });
 });

@@ -241,6 +241,7 @@ describeWith(['timeline'], 'bad input (kernel)', function () {
         { name: 'closed Device#importTimeline(fd)', run: () => cDev.importTimeline(syncobjFd), expect: CLOSED },
         { name: 'closed Device#importSyncobj(fd)', run: () => cDev.importSyncobj(syncobjFd), expect: CLOSED },
         { name: 'closed VgemDevice#createBuffer()', run: () => cVgem.createBuffer({ width: 4, height: 4 }), expect: CLOSED },
+        { name: 'closed VgemDevice#importDmaBuf(dmaBuf)', run: () => cVgem.importDmaBuf(db), expect: CLOSED },
         { name: 'VgemBuffer of a closed VgemDevice #exportDmaBuf()', run: () => bufOnCVgem.exportDmaBuf(), expect: CLOSED },
         { name: 'VgemBuffer of a closed VgemDevice #attachFence()', run: () => bufOnCVgem.attachFence(), expect: CLOSED },
         { name: 'VgemFence of a closed VgemDevice #signal()', run: () => fenceOnCVgem.signal(), expect: CLOSED },

@@ -83,6 +83,55 @@ describe('VgemDevice (kernel)', () => {
     });
   });
 
+  describe('VgemDevice#importDmaBuf() (PRIME import)', () => {
+    it("imports another file's buffer: a fence attached through the import is on the dma-buf", async () => {
+      using a = VgemDevice.open();
+      using b = VgemDevice.open(a.path);
+      using buf = a.createBuffer({ width: 16, height: 16 });
+      using dmabuf = buf.exportDmaBuf();
+      using imported = b.importDmaBuf(dmabuf);
+      expect(imported).to.be.instanceOf(VgemBuffer);
+      expect(imported.device).to.equal(b);
+      expect(imported.size).to.equal(dmabuf.size);
+      expect([imported.width, imported.height, imported.bpp, imported.pitch]).to.deep.equal([0, 0, 0, 0]);
+      const fence = imported.attachFence({ write: true });
+      using busy = dmabuf.exportSyncFile('read');
+      expect(busy.isSignaled()).to.equal(false);
+      // The exporter's own handle sees the importer's fence too (one reservation object).
+      shouldThrow(() => buf.attachFence({ write: true }), ExplicitSyncError);
+      expect(fence.signal()).to.equal(true);
+      await busy.wait({ timeoutMs: 10_000 });
+    });
+
+    it('the same buffer again in the same file is the same VgemBuffer (DRM has one handle per file)', () => {
+      using dev = VgemDevice.open();
+      using buf = dev.createBuffer({ width: 8, height: 8 });
+      using dmabuf = buf.exportDmaBuf();
+      expect(dev.importDmaBuf(dmabuf)).to.equal(buf);
+      buf.close();
+      // Once closed, an import makes a new buffer (a new handle).
+      using again = dev.importDmaBuf(dmabuf);
+      expect(again).to.not.equal(buf);
+      expect(again.handle).to.be.greaterThan(0);
+    });
+
+    it('refuses what is not a DmaBuf (TypeError) and a closed one (ClosedError)', () => {
+      using dev = VgemDevice.open();
+      const e = shouldThrow(() => dev.importDmaBuf(3 as never), InvalidArgTypeError);
+      expect(e.code).to.equal('ERR_INVALID_ARG_TYPE');
+      const buf = dev.createBuffer({ width: 8, height: 8 });
+      const dmabuf = buf.exportDmaBuf();
+      buf.close();
+      dmabuf.close();
+      shouldThrow(() => dev.importDmaBuf(dmabuf), ClosedError);
+      dev.close();
+      using other = VgemDevice.open();
+      using buf2 = other.createBuffer({ width: 8, height: 8 });
+      using live = buf2.exportDmaBuf();
+      shouldThrow(() => dev.importDmaBuf(live), ClosedError);
+    });
+  });
+
   describe('VgemBuffer#close()', () => {
     it('frees the handle; the buffer then throws ClosedError; its dma-buf and fences live on', () => {
       using dev = VgemDevice.open();
