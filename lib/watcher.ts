@@ -170,7 +170,7 @@ interface Waiter {
 }
 
 /** Rewrites an async rejection's stack to the wait() call site (as Node's fs promises do). */
-function withSite(err: Error, site: { stack?: string }): Error {
+export function withSite(err: Error, site: { stack?: string }): Error {
   if (site.stack !== undefined) {
     const frames = site.stack.slice(site.stack.indexOf('\n'));
     err.stack = `${err.name}: ${err.message}${frames}`;
