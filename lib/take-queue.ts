@@ -7,17 +7,10 @@
  * asked for it.
  * @module
  */
-import { ParsedWait, abortError, setLongTimeout, withSite } from './watcher';
+import { ClosedError } from './errors';
+import { ParsedWait, Waiter, abortError, setLongTimeout, withSite } from './watcher';
 
-interface Taker<T> {
-  resolve(value: T): void;
-  reject(err: Error): void;
-  ref: boolean;
-  cancelTimer: (() => void) | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  site: { stack?: string };
-}
+type Taker<T> = Waiter<T>;
 
 /** @internal See the module comment. */
 export class TakeQueue<T> {
@@ -114,4 +107,27 @@ export class TakeQueue<T> {
     t.cancelTimer?.();
     if (t.onAbort !== undefined) t.signal?.removeEventListener('abort', t.onAbort);
   }
+}
+
+/**
+ * @internal `for await` over `take()` (receive, accept) until it gives null, or until it rejects
+ * with ClosedError once `closed()` (the owner was closed: the loop just ends). Other errors are
+ * thrown to the loop. Breaking out of the loop leaves the owner open.
+ */
+export function takeUntilEnd<T>(take: () => Promise<T | null>, closed: () => boolean): AsyncIterableIterator<T> {
+  return {
+    async next(): Promise<IteratorResult<T, undefined>> {
+      try {
+        const value = await take();
+        return value === null ? { done: true, value: undefined } : { done: false, value };
+      } catch (err) {
+        if (err instanceof ClosedError && closed()) return { done: true, value: undefined };
+        throw err;
+      }
+    },
+    return: async () => ({ done: true, value: undefined }),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { ClosedError, TimeoutError } from './errors';
 import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
 import { FdResource, kAdopt } from './resource';
-import { TakeQueue } from './take-queue';
+import { TakeQueue, takeUntilEnd } from './take-queue';
 import { NativeUnixSocket, SOCKET_KEYS, SocketLimits, UnixSocket, UnixSocketOptions, toSocketLimits, toSocketPath } from './unix-socket';
 import { OptionKeys, toInt, toOptions } from './validate';
 import { WaitOptions, parseWait } from './watcher';
@@ -91,21 +91,7 @@ export class UnixServer extends FdResource {
 
   /** The connections, in order, until close(). Breaking out of the loop leaves the server listening. */
   [Symbol.asyncIterator](): AsyncIterableIterator<UnixSocket> {
-    const next = async (): Promise<IteratorResult<UnixSocket, undefined>> => {
-      try {
-        return { done: false, value: await this.accept() };
-      } catch (err) {
-        if (err instanceof ClosedError && this.closed) return { done: true, value: undefined };
-        throw err;
-      }
-    };
-    return {
-      next,
-      return: async () => ({ done: true, value: undefined }),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return takeUntilEnd(() => this.accept(), () => this.closed);
   }
 
   /** Hands pending connections to waiting callers. */

@@ -20,7 +20,7 @@ import { FdMessage } from './received-fd';
 import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
 import { FdResource, kAdopt } from './resource';
 import { toDupOption } from './sync-file';
-import { TakeQueue } from './take-queue';
+import { TakeQueue, takeUntilEnd } from './take-queue';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toInt, toOptions, toPath } from './validate';
 import { WaitOptions, parseWait } from './watcher';
 
@@ -292,22 +292,7 @@ export class UnixSocket extends FdResource {
    * receive() rejects with. Breaking out of the loop leaves the socket open.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<FdMessage> {
-    const next = async (): Promise<IteratorResult<FdMessage, undefined>> => {
-      try {
-        const message = await this.receive();
-        return message === null ? { done: true, value: undefined } : { done: false, value: message };
-      } catch (err) {
-        if (err instanceof ClosedError && this.closed) return { done: true, value: undefined };
-        throw err;
-      }
-    };
-    return {
-      next,
-      return: async () => ({ done: true, value: undefined }),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return takeUntilEnd(() => this.receive(), () => this.closed);
   }
 
   #toData(data: unknown): Uint8Array {

@@ -158,8 +158,9 @@ export interface QueueWaitOptions {
   onTimeout: () => Error;
 }
 
-interface Waiter {
-  resolve(): void;
+/** @internal One pending wait (of an FdWaitQueue, or of a TakeQueue, which resolves it with a value). */
+export interface Waiter<T = void> {
+  resolve(value: T): void;
   reject(err: Error): void;
   ref: boolean;
   cancelTimer: (() => void) | undefined;

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Device, DmaBuf, SyncFile, UnixSocket, VgemDevice } from 'explicit-sync';
+import { DmaBuf, SyncFile, UnixSocket, VgemDevice } from 'explicit-sync';
 import { isOpen, openFds } from '../helpers.mjs';
 import { childScript } from './child-helpers.mjs';
 import { openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
@@ -97,18 +97,9 @@ describeWith(['timeline', 'vgem'], 'UnixSocket: fds between unrelated processes 
 }, () => expectNoDeviceWith('timeline'));
 
 describeWith(['timeline', 'vgem'], 'ReceivedFd: hand-over to the DRM adopters (kernel)', function () {
-  let dev: Device;
-  let vgem: VgemDevice;
-  before(() => {
-    dev = openTimelineDevice();
-    vgem = VgemDevice.open();
-  });
-  after(() => {
-    vgem.close();
-    dev.close();
-  });
-
   it('SyncFile.fromFd, DmaBuf.fromFd take received fds over (closed once, by them); importTimeline leaves its fd to the message', async () => {
+    using dev = openTimelineDevice();
+    using vgem = VgemDevice.open();
     const before = openFds();
     const [a, b] = UnixSocket.socketpair();
     const { fence, syncFile } = vgemFence(vgem);

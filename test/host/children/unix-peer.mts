@@ -7,18 +7,9 @@
 //   send <path> <file> <n> connects (retrying until the listener is there), sends the file's fd
 //                          with a first message, then floods: n messages of 32 KiB, each with the
 //                          fd, printing FLOODING once the socket buffer is full; exits when done.
-import { openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { openSync, readSync } from 'node:fs';
 import { ExplicitSyncError, UnixServer, UnixSocket } from 'explicit-sync';
-
-function openFds(): string[] {
-  return readdirSync('/proc/self/fd').flatMap((fd) => {
-    try {
-      return [`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`];
-    } catch {
-      return [];
-    }
-  });
-}
+import { openFds } from '../../helpers.mjs';
 
 const [role, path, file, count] = process.argv.slice(2) as [string, string, string?, string?];
 

@@ -12,21 +12,12 @@
 //                      adopting and closing each. RESULT: count, error, fds left open.
 //   flood <path>       connects and sends such messages as fast as the sink takes them, printing
 //                      FLOODING once the socket buffer is full; runs until killed.
-import { closeSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { Device, DmaBuf, ExplicitSyncError, SyncFile, UnixServer, UnixSocket, VgemDevice } from 'explicit-sync';
+import { openFds } from '../../helpers.mjs';
 
 const WAIT_MS = 60_000;
 const [role, path] = process.argv.slice(2) as [string, string];
-
-function openFds(): string[] {
-  return readdirSync('/proc/self/fd').flatMap((fd) => {
-    try {
-      return [`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`];
-    } catch {
-      return [];
-    }
-  });
-}
 
 /** Connects, retrying while the listener is not there yet (a Node under TCG takes seconds to start). */
 async function connect(): Promise<UnixSocket> {
