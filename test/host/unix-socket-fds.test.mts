@@ -272,9 +272,12 @@ describe('two unrelated processes on a socket path (host)', function () {
   function start(args: string[], onLine?: (line: string) => void): { done: Promise<{ out: string; signal: string | null }>; kill(): void } {
     const child = spawn(process.execPath, [peer, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
+    let partial = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       out += s;
-      for (const line of s.split('\n')) if (line !== '') onLine?.(line);
+      const lines = (partial + s).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) onLine?.(line);
     });
     return {
       done: new Promise((resolve) => child.on('close', (_code, signal) => resolve({ out, signal }))),
@@ -287,12 +290,16 @@ describe('two unrelated processes on a socket path (host)', function () {
     const path = join(dir, 'peers.sock');
     const file = join(dir, 'secret');
     writeFileSync(file, 'from the sender');
-    const listener = start(['listen', path]);
+    let welcomed!: () => void;
+    const welcome = new Promise<void>((resolve) => (welcomed = resolve));
+    const listener = start(['listen', path], (line) => line === 'WELCOMED' && welcomed());
     let sender: { kill(): void } | undefined = undefined;
     const flooding = new Promise<void>((resolve) => {
       sender = start(['send', path, file, '100000'], (line) => line === 'FLOODING' && resolve());
     });
-    await flooding;
+    // Killed while it waits on a full socket buffer with the listener's welcome unread (connect()
+    // does not wait for accept(): the flood may begin before the listener accepted).
+    await Promise.all([flooding, welcome]);
     sender!.kill();
     const { out } = await listener.done;
     const r = result(out);

@@ -84,7 +84,9 @@ describeWith(['timeline', 'vgem'], 'UnixSocket: fds between unrelated processes 
     const sink = peer('sink', path);
     await sink.printed('READY');
     const flood = peer('flood', path);
-    await flood.printed('FLOODING');
+    // Killed once it waits on a full socket buffer, and has our message in its own, unread (the
+    // sink may accept only after the flood began: connect() does not wait for accept()).
+    await Promise.all([flood.printed('FLOODING'), sink.printed('WELCOMED')]);
     flood.kill();
     const [s, f] = await Promise.all([sink.done, flood.done]);
     expect(f.signal).to.equal('SIGKILL');

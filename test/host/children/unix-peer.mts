@@ -21,6 +21,7 @@ if (role === 'listen') {
   const socket = await server.accept({ timeoutMs: 60_000 });
   server.close();
   await socket.send('welcome'); // left unread: a sender that dies makes this end ECONNRESET
+  console.log('WELCOMED');
   const contents: string[] = [];
   let messages = 0;
   let error: string | undefined;

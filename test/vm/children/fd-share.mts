@@ -7,7 +7,7 @@
 //                      implicit fence; signals release point 2.
 //   client <path>      creates those objects, sends them, and once the compositor waits, signals
 //                      the vgem fence and point 1; then waits for point 2.
-//   sink <path>        listens, sends one message the other end never reads, then receives
+//   sink <path>        listens, sends one message the other end never reads (WELCOMED), then receives
 //                      messages of a dma-buf and a timeline until the stream ends or fails,
 //                      adopting and closing each. RESULT: count, error, fds left open.
 //   flood <path>       connects and sends such messages as fast as the sink takes them, printing
@@ -86,6 +86,7 @@ if (role === 'compositor') {
   const socket = await server.accept({ timeoutMs: WAIT_MS });
   server.close();
   await socket.send('welcome'); // never read: a peer that dies makes this end ECONNRESET
+  console.log('WELCOMED');
   let messages = 0;
   let error: string | undefined;
   try {
