@@ -15,6 +15,7 @@
  * buffer queues the message (send()'s promise resolves when it is sent), up to `maxQueuedSends`.
  * @module
  */
+import { countFd } from './census';
 import { ClosedError, ExplicitSyncError, TimeoutError, errnoNumber, wrongFdError } from './errors';
 import { FdMessage } from './received-fd';
 import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
@@ -38,6 +39,9 @@ export interface NativeUnixSocket {
 }
 
 const native = nativeFamily<NativeCore & NativeUnixSocket>();
+
+/** The census kind of the fd duplicates queued sends hold (an EMFILE error counts them). */
+const QUEUED_FD = 'queued send fd';
 
 /** Default of `maxFds`: libwayland's limit of fds per message (MAX_FDS_OUT). */
 export const DEFAULT_MAX_FDS = 28;
@@ -249,8 +253,15 @@ export class UnixSocket extends FdResource {
           message: `ENOBUFS: ${this.#sends.length} messages already wait for room in the socket buffer (maxQueuedSends); await send() before sending more, sendmsg`,
         });
       // Snapshot: copies of the data and of the fds, so that the caller may reuse or close them.
-      const dups = numbers.map((n) => native.dup(n));
+      const dups: number[] = [];
+      try {
+        for (const n of numbers) dups.push(native.dup(n));
+      } catch (err) {
+        for (const d of dups) native.close(d); // EMFILE halfway: keep none
+        throw err;
+      }
       const tokens = dups.map((d) => native.trackFd(d));
+      for (let i = 0; i < dups.length; i++) countFd(QUEUED_FD, 1);
       return new Promise<void>((resolve, reject) => {
         this.#sends.push({ data: Buffer.from(bytes), fds: dups, tokens, resolve, reject });
         this.#arm();
@@ -372,7 +383,10 @@ export class UnixSocket extends FdResource {
   }
 
   #release(s: QueuedSend): void {
-    s.fds.forEach((fd, i) => native.closeOwned(fd, s.tokens[i]!));
+    s.fds.forEach((fd, i) => {
+      countFd(QUEUED_FD, -1);
+      native.closeOwned(fd, s.tokens[i]!);
+    });
     s.fds = [];
   }
 
