@@ -17,7 +17,8 @@
         "native/dma_heap.cc",
         "native/syncobj.cc",
         "native/kms.cc",
-        "native/kms_commit.cc"
+        "native/kms_commit.cc",
+        "native/unix_socket.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

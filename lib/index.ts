@@ -43,3 +43,8 @@ export {
   SyncobjProtocolError,
 } from './compositor';
 export type { AddTimelinePointOptions, AttachOptions, CommitOutcome, ReleaseOutcome, SurfaceSyncOptions, SyncPoint, SyncobjProtocolErrorName } from './compositor';
+export { UnixSocket, TruncatedMessageError, DEFAULT_MAX_FDS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED_SENDS } from './unix-socket';
+export type { PeerCredentials, SendableFd, UnixSocketOptions } from './unix-socket';
+export { UnixServer } from './unix-server';
+export type { ListenOptions } from './unix-server';
+export { FdMessage, ReceivedFd } from './received-fd';

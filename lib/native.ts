@@ -39,6 +39,8 @@ export interface NativeCore {
    * Never closes in the last two cases.
    */
   closeOwned(fd: number, token: number): number;
+  /** Hands over an fd trackFd() returned `token` for, unclosed: the env stops owning it. */
+  untrackFd(fd: number, token: number): void;
   dup(fd: number): number;
   fstat(fd: number): NativeStat;
   /** pidfd_open + pidfd_getfd: an O_CLOEXEC copy of process `pid`'s fd `fd`, owned by the caller. */

@@ -10,7 +10,11 @@
  *
  * A FinalizationRegistry backstop closes fds of objects dropped without close() and warns, with
  * a rate-limited summary (code 'EXPLICIT_SYNC_LEAK', see leaks.ts).
- * @module
+ *
+ * Hand-over: an object created with `handsOver` (a ReceivedFd, an fd that came in a message) owns
+ * its fd only until another FdResource adopts the same number (`SyncFile.fromFd(received.fd)`):
+ * then it gives the fd up, unclosed, to the adopter, so that the fd is closed once, by the adopter.
+  * @module
  */
 import { countFd } from './census';
 import { ClosedError, FdLostError } from './errors';
@@ -49,6 +53,12 @@ function release(held: Held): FdLostError | undefined {
   return new FdLostError(held.what, held.fd, outcome !== NOT_OPEN, createdAt);
 }
 
+/**
+ * fd number → the object that hands it over to the next object adopting that number (see the
+ * module comment). Weak: such an object can still be collected, and its fd closed by the backstop.
+ */
+const handingOver = new Map<number, WeakRef<FdResource>>();
+
 const leaks = new FinalizationRegistry<Held>((held) => {
   let lost: FdLostError | undefined;
   try {
@@ -65,14 +75,20 @@ export abstract class FdResource implements Disposable {
   #fd: number;
   readonly #held: Held;
 
-  /** Takes ownership of `fd`. */
-  protected constructor(fd: number, what: string) {
+  /**
+   * Takes ownership of `fd`. With `handsOver`, gives it up (unclosed) to the next FdResource that
+   * adopts the same number. An object that held the number that way hands it over now.
+   */
+  protected constructor(fd: number, what: string, handsOver = false) {
+    const previous = handingOver.get(fd)?.deref();
+    if (previous !== undefined) previous.#handOver();
     this.#fd = fd;
     const kind = new.target.name;
     // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
     this.#held = { fd, token: native.trackFd(fd), what, kind, site: creationSite() };
     countFd(kind, 1);
     leaks.register(this, this.#held, this);
+    if (handsOver) handingOver.set(fd, new WeakRef(this));
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */
@@ -99,6 +115,26 @@ export abstract class FdResource implements Disposable {
   protected beforeClose(): void {}
 
   /**
+   * Gives the fd up without closing it: afterwards this object is closed (`fd` -1) and the number
+   * is the caller's (or the adopter's), to close once. Throws ClosedError when already closed.
+   */
+  protected relinquish(call: string): number {
+    const fd = this.openFd(call);
+    this.#handOver();
+    return fd;
+  }
+
+  #handOver(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    if (handingOver.get(fd)?.deref() === this) handingOver.delete(fd);
+    leaks.unregister(this);
+    countFd(this.#held.kind, -1);
+    native.untrackFd(fd, this.#held.token);
+  }
+
+  /**
    * Closes the fd. Idempotent; pending waits reject with ClosedError.
    * @throws FdLostError (a ClosedError, code 'EBADF') when the fd had been closed behind this
    *   object's back: the number is left alone (it may be another file's now); the object is closed.
@@ -108,7 +144,9 @@ export abstract class FdResource implements Disposable {
     try {
       this.beforeClose();
     } finally {
+      const fd = this.#fd;
       this.#fd = -1;
+      if (handingOver.get(fd)?.deref() === this) handingOver.delete(fd);
       leaks.unregister(this);
       const lost = release(this.#held);
       if (lost !== undefined) throw lost;

@@ -158,8 +158,9 @@ export interface QueueWaitOptions {
   onTimeout: () => Error;
 }
 
-interface Waiter {
-  resolve(): void;
+/** @internal One pending wait (of an FdWaitQueue, or of a TakeQueue, which resolves it with a value). */
+export interface Waiter<T = void> {
+  resolve(value: T): void;
   reject(err: Error): void;
   ref: boolean;
   cancelTimer: (() => void) | undefined;
@@ -170,7 +171,7 @@ interface Waiter {
 }
 
 /** Rewrites an async rejection's stack to the wait() call site (as Node's fs promises do). */
-function withSite(err: Error, site: { stack?: string }): Error {
+export function withSite(err: Error, site: { stack?: string }): Error {
   if (site.stack !== undefined) {
     const frames = site.stack.slice(site.stack.indexOf('\n'));
     err.stack = `${err.name}: ${err.message}${frames}`;

@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSyncobj(env, exports);
   InitKms(env, exports);
   InitKmsCommit(env, exports);
+  InitUnixSocket(env, exports);
   return exports;
 }
 

@@ -170,6 +170,17 @@ static Napi::Value CloseOwned(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fcntl(fd, F_GETFD) == -1 ? 1 : 2);
 }
 
+// untrackFd(fd, token): void — the object that trackFd() returned `token` to hands fd over
+// without closing it (to the user, or to the next object that adopted the number): the env no
+// longer closes it at teardown. A later adoption (another token) is left alone.
+static void UntrackFd(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  uint32_t token = ArgU32(info, 1);
+  AddonData* data = GetAddonData(info.Env());
+  auto it = data->owned_fds.find(fd);
+  if (it != data->owned_fds.end() && it->second.token == token) data->owned_fds.erase(it);
+}
+
 // dup(fd): fd — F_DUPFD_CLOEXEC; the caller owns the new fd.
 static Napi::Value Dup(const Napi::CallbackInfo& info) {
   int fd = fcntl(ArgFd(info, 0), F_DUPFD_CLOEXEC, 3);
@@ -227,6 +238,7 @@ void InitUtil(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("trackFd", Napi::Function::New(env, TrackFd, "trackFd"));
   exports.Set("closeOwned", Napi::Function::New(env, CloseOwned, "closeOwned"));
+  exports.Set("untrackFd", Napi::Function::New(env, UntrackFd, "untrackFd"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
   exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));

@@ -76,6 +76,7 @@ void InitDmaHeap(Napi::Env env, Napi::Object exports);
 void InitSyncobj(Napi::Env env, Napi::Object exports);
 void InitKms(Napi::Env env, Napi::Object exports);
 void InitKmsCommit(Napi::Env env, Napi::Object exports);
+void InitUnixSocket(Napi::Env env, Napi::Object exports);
 
 }  // namespace es
 

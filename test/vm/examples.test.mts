@@ -38,12 +38,15 @@ describeWith(['timeline'], 'examples/', function () {
     expect(r.stdout).to.match(/compositor: 3 frames in \d+ ms; dropped: rogue-client/);
   });
 
-  it('share-timeline.mjs: a child process signals a timeline it got as an fd', async () => {
+  it('share-timeline.mjs: two processes that meet on a socket path share a timeline sent over it', async () => {
     const r = await runExample('share-timeline.mjs');
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stdout).to.contain('child: imported the timeline, at point 0');
-    expect(r.stdout).to.contain('parent: the child signalled point 1');
-    expect(r.stdout).to.contain('child: saw point 2');
-    expect(r.stdout).to.contain('parent: the child exited with status 0; timeline at 2');
+    expect(r.stdout).to.match(/server: listening on .*timeline\.sock/);
+    expect(r.stdout).to.contain('client: created a timeline and sent it');
+    expect(r.stdout).to.match(/server: imported the timeline of pid \d+, at point [01]\n/);
+    expect(r.stdout).to.contain('server: the client signalled point 1; signalling point 2');
+    expect(r.stdout).to.contain('client: saw point 2, exiting');
+    expect(r.stdout).to.contain('server: the client hung up; timeline at 2');
+    expect(r.stdout).to.contain('server: the client exited with status 0');
   });
 }, () => expectNoDeviceWith('timeline'));
