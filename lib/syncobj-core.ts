@@ -32,7 +32,9 @@ export interface NativeSyncobj extends NativeCore {
   syncobjReset(fd: number, handles: number | Uint32Array): void;
   syncobjSignal(fd: number, handles: number | Uint32Array): void;
   syncobjQuery(fd: number, handle: number, flags: number): bigint;
-  syncobjTimelineSignal(fd: number, handle: number, point: bigint): void;
+  /** One QUERY of every handle; the kernel writes `points` (same length) in place. */
+  syncobjQueryInto(fd: number, handles: Uint32Array, points: BigUint64Array, flags: number): void;
+  syncobjTimelineSignal(fd: number, handles: number | Uint32Array, points: bigint | BigUint64Array): void;
   syncobjTransfer(fd: number, src: number, srcPoint: bigint, dst: number, dstPoint: bigint, flags: number): void;
   syncobjEventfd(fd: number, handle: number, point: bigint, flags: number, eventFd: number): void;
   eventfdCreate(): number;
@@ -163,6 +165,9 @@ export function requireCap(device: Device, cap: 'syncobj' | 'timeline', call: st
 /** @internal Method run after this library replaced the object's fence (transfer into it). */
 export const kFenceReplaced: unique symbol = Symbol('explicit-sync.fenceReplaced');
 
+/** @internal Method giving the device fd for a batched call (lib/syncobj-batch.ts); ClosedError when closed. */
+export const kBatchFd: unique symbol = Symbol('explicit-sync.batchFd');
+
 interface Held {
   device: Device;
   handle: number;
@@ -283,6 +288,11 @@ export abstract class SyncobjResource implements Disposable {
 
   /** @internal The fence was replaced by this library (a transfer into it): re-check pending waits. */
   [kFenceReplaced](): void {}
+
+  /** @internal The device fd for a batched call naming `call`; ClosedError as every method when closed. */
+  [kBatchFd](call: string): number {
+    return this.deviceFd(call);
+  }
 
   /** Runs before the handle is destroyed: subclasses reject pending waits here. */
   protected beforeClose(): void {}
