@@ -226,9 +226,13 @@ static int cmp_double(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
+#define BATCH 8  // timelines of the batch ops (N single signals against one array ioctl)
+
 struct op_ctx {
   uint32_t timeline;
   uint64_t next_point;
+  uint32_t batch[BATCH];
+  uint64_t batch_point;
   struct vgem_buffer buffer;
   int sync_file;
 };
@@ -236,6 +240,20 @@ struct op_ctx {
 static void op_query(struct op_ctx* c) { (void)timeline_query(c->timeline); }
 
 static void op_signal(struct op_ctx* c) { timeline_signal(c->timeline, ++c->next_point); }
+
+static void op_signal_each(struct op_ctx* c) {
+  ++c->batch_point;
+  for (int i = 0; i < BATCH; i++) timeline_signal(c->batch[i], c->batch_point);
+}
+
+// One DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL of BATCH handles.
+static void op_signal_all(struct op_ctx* c) {
+  uint64_t points[BATCH];
+  ++c->batch_point;
+  for (int i = 0; i < BATCH; i++) points[i] = c->batch_point;
+  struct es_drm_syncobj_timeline_array a = {.handles = (uintptr_t)c->batch, .points = (uintptr_t)points, .count_handles = BATCH};
+  must(drm_fd, ES_DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &a, "SYNCOBJ_TIMELINE_SIGNAL");
+}
 
 static void op_create_close(struct op_ctx* c) {
   (void)c;
@@ -275,12 +293,15 @@ static const struct op OPS[] = {
     {"dmabuf.exportSyncFile+close", op_export_close},
     {"syncfile.info", op_info},
     {"syncfile.isSignaled", op_is_signaled},
+    {"timeline.signal×8", op_signal_each},
+    {"Timeline.signalAll(8)", op_signal_all},
 };
 #define N_OPS (sizeof(OPS) / sizeof(OPS[0]))
 
 static struct op_ctx ops_open(void) {
   struct op_ctx c = {0};
   c.timeline = syncobj_create();
+  for (int i = 0; i < BATCH; i++) c.batch[i] = syncobj_create();
   c.buffer = vgem_buffer();
   // A sync_file holding one (signalled) vgem fence, like the JS side's.
   uint32_t fence = vgem_fence_attach(c.buffer.handle);
@@ -298,6 +319,7 @@ static void vgem_buffer_close(struct vgem_buffer b) {
 static void ops_close(struct op_ctx* c) {
   close(c->sync_file);
   vgem_buffer_close(c->buffer);
+  for (int i = 0; i < BATCH; i++) syncobj_destroy(c->batch[i]);
   syncobj_destroy(c->timeline);
 }
 

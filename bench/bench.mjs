@@ -19,7 +19,7 @@ import es from 'explicit-sync';
 import { KoffiOps, waitTimeline } from './koffi.mjs';
 import { WakeFixture, benchWake } from './wake.mjs';
 
-const { Device, VgemDevice } = es;
+const { Device, Timeline, VgemDevice } = es;
 
 const MARKER = '@@explicit-sync-bench:js@@';
 const C_MARKER = '@@explicit-sync-bench:c@@';
@@ -174,6 +174,38 @@ async function benchOps(dev, vgem, c) {
     const fd = sf.fd;
     for (let i = 0; i < n; i++) k.isSignaled(fd);
   });
+
+  // N points in one call against N single calls (one release point per client of a frame, say).
+  const N = 8;
+  const many = Array.from({ length: N }, () => dev.createTimeline());
+  const kMany = Uint32Array.from(many, () => k.createSyncobj());
+  let manyPoint = 0n;
+  let kManyPoint = 0n;
+  const kPoints = new BigUint64Array(N);
+  await measure('timeline.signal×8', (n) => {
+    for (let i = 0; i < n; i++) {
+      ++manyPoint;
+      for (const t of many) t.signal(manyPoint);
+    }
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) {
+      ++kManyPoint;
+      for (const h of kMany) k.signal(h, kManyPoint);
+    }
+  });
+  await measure('Timeline.signalAll(8)', (n) => {
+    for (let i = 0; i < n; i++) {
+      ++manyPoint;
+      Timeline.signalAll(many.map((timeline) => ({ timeline, point: manyPoint })));
+    }
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) {
+      kPoints.fill(++kManyPoint);
+      k.signalAll(kMany, kPoints);
+    }
+  });
+  for (const t of many) t.close();
+  for (const h of kMany) k.destroySyncobj(h);
 
   k.destroySyncobj(kTl);
   sf.close();

@@ -81,6 +81,8 @@ export class KoffiOps {
   #info = block(56 + 8 * 80);
   // struct pollfd {s32 fd, s16 events, s16 revents}.
   #poll = block(8);
+  // signalAll's array: timeline_array, then handles, points, last submitted points.
+  #many;
 
   constructor(drmFd) {
     this.#drm = drmFd;
@@ -123,6 +125,32 @@ export class KoffiOps {
     t.u32[6] = handle;
     t.u64[4] = point;
     xioctl(this.#drm, DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, t.ptr, 'DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL');
+  }
+
+  /**
+   * Timeline.signalAll(): one QUERY (last submitted) of every handle, the order check, one
+   * TIMELINE_SIGNAL of every handle; `handles` a Uint32Array, `points` a BigUint64Array.
+   */
+  signalAll(handles, points) {
+    const n = handles.length;
+    const hBytes = Math.ceil(n / 2) * 8; // the handles, padded to 8 bytes
+    const m = (this.#many ??= { cap: 0 });
+    if (m.cap < n) Object.assign(m, { cap: n, b: block(24 + hBytes + n * 16) });
+    const b = m.b;
+    const h = new Uint32Array(b.u8.buffer, 24, n);
+    const p = new BigUint64Array(b.u8.buffer, 24 + hBytes, n);
+    const last = new BigUint64Array(b.u8.buffer, 24 + hBytes + n * 8, n);
+    h.set(handles);
+    b.u64[0] = b.addr + 24n;
+    b.u64[1] = b.addr + BigInt(24 + hBytes + n * 8);
+    b.u32[4] = n;
+    b.u32[5] = QUERY_LAST_SUBMITTED;
+    xioctl(this.#drm, DRM_IOCTL_SYNCOBJ_QUERY, b.ptr, 'DRM_IOCTL_SYNCOBJ_QUERY');
+    for (let i = 0; i < n; i++) if (points[i] <= last[i]) throw new RangeError(`point ${points[i]} is not above the last submitted one`);
+    p.set(points);
+    b.u64[1] = b.addr + BigInt(24 + hBytes);
+    b.u32[5] = 0;
+    xioctl(this.#drm, DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, b.ptr, 'DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL');
   }
 
   /** dmaBuf.exportSyncFile('read'): the new sync_file's fd. */

@@ -36,6 +36,9 @@ interface Held {
   readonly site: CreationSite | undefined;
 }
 
+/** What native OwnedFd() multiplies its token by: fds are below it, tracked values at or above. */
+const TRACKED = 2 ** 31;
+
 /** closeOwned()'s answers. */
 const CLOSED = 0;
 const NOT_OPEN = 1;
@@ -65,12 +68,22 @@ export abstract class FdResource implements Disposable {
   #fd: number;
   readonly #held: Held;
 
-  /** Takes ownership of `fd`. */
+  /**
+   * Takes ownership of `fd`: an fd, or what a native call that tracked the fd it created returned
+   * (token * 2^31 + fd, native/util.h OwnedFd: one crossing less than calling trackFd here).
+   */
   protected constructor(fd: number, what: string) {
+    let token: number;
+    if (fd >= TRACKED) {
+      token = Math.floor(fd / TRACKED);
+      fd %= TRACKED;
+    } else {
+      // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
+      token = native.trackFd(fd);
+    }
     this.#fd = fd;
     const kind = new.target.name;
-    // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
-    this.#held = { fd, token: native.trackFd(fd), what, kind, site: creationSite() };
+    this.#held = { fd, token, what, kind, site: creationSite() };
     countFd(kind, 1);
     leaks.register(this, this.#held, this);
   }

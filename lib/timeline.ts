@@ -40,7 +40,7 @@ import {
 import { abortError } from './watcher';
 import { queryAll, timelineSignalAll, unorderedPointError } from './syncobj-batch';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
-import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, U64_MAX, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
 
 /** Options for {@link Timeline.query}. */
 export interface QueryOptions {
@@ -180,7 +180,9 @@ export class Timeline extends SyncobjResource {
     const items = toList<TimelinePoint>(points, 'points');
     const unordered = toAllowUnordered(options);
     const timelines = items.map((e, i) => Timeline.#entry(e, i));
-    timelineSignalAll(timelines, items.map((e, i) => toSignalPoint(e.point, `points[${i}].point`)), unordered);
+    // A bigint in range needs no checking (nor the argument name built for its error).
+    const list = items.map(({ point: p }, i) => (typeof p === 'bigint' && p > 0n && p <= U64_MAX ? p : toSignalPoint(p, `points[${i}].point`)));
+    timelineSignalAll(timelines, list, unordered);
   }
 
   /**

@@ -56,6 +56,13 @@ void ArgPoints(const Napi::CallbackInfo& info, size_t i, Span<uint64_t>* out) {
   out->count = 1;
 }
 
+// Handles at info[i] and points at info[i + 1] (ArgHandles, ArgPoints), of the same length.
+void ArgHandlesPoints(const Napi::CallbackInfo& info, size_t i, Span<uint32_t>* handles, Span<uint64_t>* points) {
+  ArgHandles(info, i, handles);
+  ArgPoints(info, i + 1, points);
+  if (points->count != handles->count) throw Napi::RangeError::New(info.Env(), "handles and points must have the same length");
+}
+
 uint64_t Ptr(const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
 
 }  // namespace
@@ -132,9 +139,7 @@ static Napi::Value SyncobjTimelineWait(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   Span<uint32_t> handles;
   Span<uint64_t> points;
-  ArgHandles(info, 1, &handles);
-  ArgPoints(info, 2, &points);
-  if (points.count != handles.count) throw Napi::RangeError::New(info.Env(), "handles and points must have the same length");
+  ArgHandlesPoints(info, 1, &handles, &points);
   es_drm_syncobj_timeline_wait args = {};
   args.handles = Ptr(handles.data);
   args.points = Ptr(points.data);
@@ -184,38 +189,31 @@ static Napi::Value SyncobjQuery(const Napi::CallbackInfo& info) {
   return U64(info.Env(), point);
 }
 
-// syncobjQueryInto(fd, handles: Uint32Array, points: BigUint64Array, flags): void — one QUERY of
-// every handle; the kernel writes the points into `points` (same length) in place.
-static void SyncobjQueryInto(const Napi::CallbackInfo& info) {
+// One DRM_IOCTL_SYNCOBJ_QUERY or _TIMELINE_SIGNAL of the handles and points at info[1], info[2].
+static void TimelineArrayIoctl(const Napi::CallbackInfo& info, unsigned long request, uint32_t flags, const char* name) {
   int fd = ArgFd(info, 0);
   Span<uint32_t> handles;
   Span<uint64_t> points;
-  if (!ReadArray(info[1], napi_uint32_array, &handles) || !ReadArray(info[2], napi_biguint64_array, &points))
-    throw Napi::TypeError::New(info.Env(), "handles must be a Uint32Array and points a BigUint64Array");
-  if (points.count != handles.count) throw Napi::RangeError::New(info.Env(), "handles and points must have the same length");
+  ArgHandlesPoints(info, 1, &handles, &points);
   es_drm_syncobj_timeline_array args = {};
   args.handles = Ptr(handles.data);
   args.points = Ptr(points.data);
   args.count_handles = handles.count;
-  args.flags = ArgU32(info, 3);
-  int err = Ioctl(fd, ES_DRM_IOCTL_SYNCOBJ_QUERY, &args);
-  if (err) ThrowErrno(info.Env(), err, "DRM_IOCTL_SYNCOBJ_QUERY");
+  args.flags = flags;
+  int err = Ioctl(fd, request, &args);
+  if (err) ThrowErrno(info.Env(), err, name);
+}
+
+// syncobjQueryInto(fd, handles: Uint32Array, points: BigUint64Array, flags): void — one QUERY of
+// every handle; the kernel writes the points into `points` (same length) in place.
+static void SyncobjQueryInto(const Napi::CallbackInfo& info) {
+  if (!info[2].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "points must be a BigUint64Array");
+  TimelineArrayIoctl(info, ES_DRM_IOCTL_SYNCOBJ_QUERY, ArgU32(info, 3), "DRM_IOCTL_SYNCOBJ_QUERY");
 }
 
 // syncobjTimelineSignal(fd, handles: number | Uint32Array, points: bigint | BigUint64Array): void
 static void SyncobjTimelineSignal(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0);
-  Span<uint32_t> handles;
-  Span<uint64_t> points;
-  ArgHandles(info, 1, &handles);
-  ArgPoints(info, 2, &points);
-  if (points.count != handles.count) throw Napi::RangeError::New(info.Env(), "handles and points must have the same length");
-  es_drm_syncobj_timeline_array args = {};
-  args.handles = Ptr(handles.data);
-  args.points = Ptr(points.data);
-  args.count_handles = handles.count;
-  int err = Ioctl(fd, ES_DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &args);
-  if (err) ThrowErrno(info.Env(), err, "DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL");
+  TimelineArrayIoctl(info, ES_DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, 0, "DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL");
 }
 
 // syncobjTransfer(fd, srcHandle, srcPoint: bigint, dstHandle, dstPoint: bigint, flags): void

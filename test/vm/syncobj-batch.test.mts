@@ -1,7 +1,7 @@
 // Batches against the real kernel: Timeline.signalAll / queryAll and Syncobj.signalAll / resetAll
 // issue the kernel's array ioctls (one per device) with the single forms' rules.
 import { expect } from 'chai';
-import { ClosedError, Device, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, Syncobj, Timeline, VgemDevice } from 'explicit-sync';
+import { ClosedError, Device, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, Syncobj, Timeline, type TimelinePoint, VgemDevice } from 'explicit-sync';
 import { settlesWithin, shouldThrow } from '../helpers.mjs';
 import { openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
 import { describeWith, expectNoDeviceWith } from './kernel-features.mjs';
@@ -44,23 +44,10 @@ describeWith(['timeline'], 'Batches (kernel)', () => {
       using a = dev.createTimeline();
       using b = dev.createTimeline();
       a.signal(5);
-      const below = shouldThrow(
-        () =>
-          Timeline.signalAll([
-            { timeline: b, point: 1 },
-            { timeline: a, point: 5 },
-          ]),
-        OutOfRangeError,
-      );
+      const refused = (...entries: TimelinePoint[]): OutOfRangeError => shouldThrow(() => Timeline.signalAll(entries), OutOfRangeError);
+      const below = refused({ timeline: b, point: 1 }, { timeline: a, point: 5 });
       expect(below.message).to.contain('points[1].point').and.contain('last submitted point 5');
-      const reversed = shouldThrow(
-        () =>
-          Timeline.signalAll([
-            { timeline: b, point: 4 },
-            { timeline: b, point: 2 },
-          ]),
-        OutOfRangeError,
-      );
+      const reversed = refused({ timeline: b, point: 4 }, { timeline: b, point: 2 });
       expect(reversed.message).to.contain('points[1].point').and.contain('earlier entry');
       expect(b.query({ lastSubmitted: true })).to.equal(0n);
       expect(a.query()).to.equal(5n);
