@@ -8,13 +8,13 @@
  * the object's back (and it may since have been reused by another file), close() leaves it open
  * and throws FdLostError; [Symbol.dispose] and the GC backstop warn instead.
  *
- * A FinalizationRegistry backstop closes fds of objects dropped without close() and warns, with
+ * A FinalizationRegistry backstop (leaks.ts LeakBackstop) closes fds of objects dropped without close() and warns, with
  * a rate-limited summary (code 'EXPLICIT_SYNC_LEAK', see leaks.ts).
  * @module
  */
 import { countFd } from './census';
 import { ClosedError, FdLostError } from './errors';
-import { CreationSite, creationSite, formatSite, reportLeak } from './leaks';
+import { BackstopRecord, CreationSite, LeakBackstop, creationSite, formatSite, reportLeak } from './leaks';
 import { native } from './native';
 
 /**
@@ -26,7 +26,7 @@ import { native } from './native';
 export const kAdopt: unique symbol = Symbol('explicit-sync.adopt');
 
 /** What an FdResource owns; also the GC backstop's record (it must not reference the object). */
-interface Held {
+interface Held extends BackstopRecord {
   readonly fd: number;
   /** From trackFd: identifies this adoption of the fd number. */
   readonly token: number;
@@ -52,7 +52,7 @@ function release(held: Held): FdLostError | undefined {
   return new FdLostError(held.what, held.fd, outcome !== NOT_OPEN, createdAt);
 }
 
-const leaks = new FinalizationRegistry<Held>((held) => {
+const leaks = new LeakBackstop<Held>((held) => {
   let lost: FdLostError | undefined;
   try {
     lost = release(held);
@@ -85,7 +85,7 @@ export abstract class FdResource implements Disposable {
     const kind = new.target.name;
     this.#held = { fd, token, what, kind, site: creationSite() };
     countFd(kind, 1);
-    leaks.register(this, this.#held, this);
+    leaks.register(this, this.#held);
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */
@@ -122,7 +122,7 @@ export abstract class FdResource implements Disposable {
       this.beforeClose();
     } finally {
       this.#fd = -1;
-      leaks.unregister(this);
+      leaks.unregister(this, this.#held);
       const lost = release(this.#held);
       if (lost !== undefined) throw lost;
     }
