@@ -4,7 +4,7 @@
 //
 //   baseline [--iterations N] [--wake N] [--scale 1000,10000,100000] [--cycles N] [--only ops,wake,scale]
 //       runs the suite on its own and prints one JSON object on a line, after a marker;
-//   baseline --serve
+//   baseline --serve [--fire-fds]
 //       answers requests on stdin, one per line, so that bench/bench.mjs can alternate C and JS
 //       batches of the same operation (both sides then see the same load on a shared machine):
 //         op <name> <count>      → "<ns>": the time of <count> back-to-back runs of the operation
@@ -15,7 +15,7 @@
 //                                  answers the clock just before the signal, FIRE_AFTER_US later (so
 //                                  that the answer cannot wake the JS loop first). what: timeline
 //                                  <point> | binary 0 | vgem <fence id> | eventfd 0, on the fds
-//                                  the JS side passed as 3 (timeline), 4 (binary syncobj), 5 (its
+//                                  the JS side passed (with --fire-fds) as 3 (timeline), 4 (binary syncobj), 5 (its
 //                                  vgem card fd: fence ids are per DRM file) and 6 (eventfd).
 //
 // Devices, picked the way the library picks them: the first render node with
@@ -518,8 +518,6 @@ static void bench_wake(long n) {
 }
 
 // --serve: see the top of this file. Objects live for the whole session.
-static int fd_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
-
 static const char* const WAKE_KINDS[] = {"timeline", "sync_file", "binary", "timeline_asleep", "sync_file_asleep", "binary_asleep"};
 
 static int is_wake_kind(const char* kind) {
@@ -542,15 +540,15 @@ static long long wake_one(const char* kind, uint32_t tl, uint64_t* point, uint32
 #define FIRE_BEFORE_US 1000
 #define FIRE_AFTER_US 8000
 
-static int serve(void) {
+static int serve(int fire_fds) {
   struct op_ctx c = ops_open();
   uint32_t tl = syncobj_create();
   uint32_t bin = syncobj_create();
   uint64_t point = 0;
   struct vgem_buffer b = vgem_buffer();
   // The JS side's objects, for `fire` (see the top of this file).
-  uint32_t js_timeline = fd_open(3) ? syncobj_import(3) : 0;
-  uint32_t js_binary = fd_open(4) ? syncobj_import(4) : 0;
+  uint32_t js_timeline = fire_fds ? syncobj_import(3) : 0;
+  uint32_t js_binary = fire_fds ? syncobj_import(4) : 0;
   char line[256], kind[64];
   long count;
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -571,8 +569,8 @@ static int serve(void) {
       struct fire f = {.delay_us = FIRE_BEFORE_US, .point = (uint64_t)count};
       if (!strcmp(kind, "timeline") && js_timeline) f.kind = FIRE_TIMELINE, f.handle = js_timeline;
       else if (!strcmp(kind, "binary") && js_binary) f.kind = FIRE_BINARY, f.handle = js_binary;
-      else if (!strcmp(kind, "vgem") && fd_open(5)) f.kind = FIRE_VGEM, f.fd = 5;
-      else if (!strcmp(kind, "eventfd") && fd_open(6)) f.kind = FIRE_EVENTFD, f.fd = 6;
+      else if (!strcmp(kind, "vgem") && fire_fds) f.kind = FIRE_VGEM, f.fd = 5;
+      else if (!strcmp(kind, "eventfd") && fire_fds) f.kind = FIRE_EVENTFD, f.fd = 6;
       else {
         printf("error cannot fire %s\n", kind);
         continue;
@@ -660,7 +658,8 @@ int main(int argc, char** argv) {
   long iterations = 20000, wake = 200, cycles = 1000000;
   const char* scale = "1000,10000,100000";
   const char* only = NULL;
-  int serving = argc == 2 && !strcmp(argv[1], "--serve");
+  int serving = argc >= 2 && !strcmp(argv[1], "--serve");
+  int fire_fds = serving && argc == 3 && !strcmp(argv[2], "--fire-fds");
   for (int i = 1; !serving && i < argc; i += 2) {
     if (i + 1 >= argc) {
       fprintf(stderr, "baseline: %s needs a value\n", argv[i]);
@@ -683,7 +682,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "baseline: needs a DRM node with timeline syncobjs and a vgem card node (run it in the VM)\n");
     return 1;
   }
-  if (serving) return serve();
+  if (serving) return serve(fire_fds);
 
   printf(MARKER " {");
   int first = 1;

@@ -56,7 +56,7 @@ class Baseline {
   #lines;
   /** `fds`: what the coprocess gets as fds 3.. (the wake fixture's objects, for `fire`). */
   constructor(path, fds = []) {
-    this.#child = spawn(path, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit', ...fds] });
+    this.#child = spawn(path, fds.length > 0 ? ['--serve', '--fire-fds'] : ['--serve'], { stdio: ['pipe', 'pipe', 'inherit', ...fds] });
     this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
   }
   async request(line) {
