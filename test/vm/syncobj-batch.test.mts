@@ -144,6 +144,16 @@ describeWith(['timeline'], 'Batches (kernel)', () => {
       shouldThrow(() => Timeline.queryAll([a, b]), ClosedError);
     });
   });
+}, () => expectNoDeviceWith('timeline'));
+
+describeWith(['syncobj'], 'Binary syncobj batches (kernel)', () => {
+  let dev: Device;
+  before(() => {
+    dev = Device.open({ require: ['syncobj'] });
+  });
+  after(() => {
+    dev.close();
+  });
 
   describe('Syncobj.signalAll() / resetAll()', () => {
     it('signals every syncobj in one call (pending waits resolve), then resets them all', async () => {
@@ -167,4 +177,4 @@ describeWith(['timeline'], 'Batches (kernel)', () => {
       shouldThrow(() => Syncobj.signalAll([]), InvalidArgValueError);
     });
   });
-}, () => expectNoDeviceWith('timeline'));
+}, () => expectNoDeviceWith('syncobj'));
