@@ -148,12 +148,8 @@ describeWith(['timeline'], 'Batches (kernel)', () => {
 
 describeWith(['syncobj'], 'Binary syncobj batches (kernel)', () => {
   let dev: Device;
-  before(() => {
-    dev = Device.open({ require: ['syncobj'] });
-  });
-  after(() => {
-    dev.close();
-  });
+  before(() => (dev = Device.open({ require: ['syncobj'] })));
+  after(() => dev.close());
 
   describe('Syncobj.signalAll() / resetAll()', () => {
     it('signals every syncobj in one call (pending waits resolve), then resets them all', async () => {
