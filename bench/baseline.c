@@ -4,11 +4,19 @@
 //
 //   baseline [--iterations N] [--wake N] [--scale 1000,10000,100000] [--cycles N] [--only ops,wake,scale]
 //       runs the suite on its own and prints one JSON object on a line, after a marker;
-//   baseline --serve
+//   baseline --serve [--fire-fds]
 //       answers requests on stdin, one per line, so that bench/bench.mjs can alternate C and JS
 //       batches of the same operation (both sides then see the same load on a shared machine):
 //         op <name> <count>      → "<ns>": the time of <count> back-to-back runs of the operation
-//         wake <kind> <rounds>   → "<ns> <ns> ...": one wake latency per round (kind timeline|sync_file)
+//         wake <kind> <rounds>   → "<ns> <ns> ...": one wake latency per round; kind timeline|binary|
+//                                  sync_file (signalled by this thread, then polled), or the same
+//                                  with _asleep (poll() already asleep when a helper thread signals)
+//         fire <what> <arg>      → "<ns>": sleeps FIRE_BEFORE_US, signals the JS side's object and
+//                                  answers the clock just before the signal, FIRE_AFTER_US later (so
+//                                  that the answer cannot wake the JS loop first). what: timeline
+//                                  <point> | binary 0 | vgem <fence id> | eventfd 0, on the fds
+//                                  the JS side passed (with --fire-fds) as 3 (timeline), 4 (binary syncobj), 5 (its
+//                                  vgem card fd: fence ids are per DRM file) and 6 (eventfd).
 //
 // Devices, picked the way the library picks them: the first render node with
 // DRM_CAP_SYNCOBJ_TIMELINE (Device.open({ require: ['timeline'] })) and the first vgem card node
@@ -19,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +165,23 @@ static void timeline_eventfd(uint32_t handle, uint64_t point, int efd) {
   must(drm_fd, ES_DRM_IOCTL_SYNCOBJ_EVENTFD, &e, "SYNCOBJ_EVENTFD");
 }
 
+static void binary_signal(uint32_t handle) {
+  struct es_drm_syncobj_array a = {.handles = (uintptr_t)&handle, .count_handles = 1};
+  must(drm_fd, ES_DRM_IOCTL_SYNCOBJ_SIGNAL, &a, "SYNCOBJ_SIGNAL");
+}
+
+static void binary_reset(uint32_t handle) {
+  struct es_drm_syncobj_array a = {.handles = (uintptr_t)&handle, .count_handles = 1};
+  must(drm_fd, ES_DRM_IOCTL_SYNCOBJ_RESET, &a, "SYNCOBJ_RESET");
+}
+
+// A handle on this process's drm_fd for a syncobj fd (another process's, passed down).
+static uint32_t syncobj_import(int fd) {
+  struct es_drm_syncobj_handle h = {.fd = fd};
+  must(drm_fd, ES_DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &h, "SYNCOBJ_FD_TO_HANDLE");
+  return h.handle;
+}
+
 struct vgem_buffer {
   uint32_t handle;
   int dmabuf;
@@ -200,9 +226,13 @@ static int cmp_double(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
+#define BATCH 8  // timelines of the batch ops (N single signals against one array ioctl)
+
 struct op_ctx {
   uint32_t timeline;
   uint64_t next_point;
+  uint32_t batch[BATCH];
+  uint64_t batch_point;
   struct vgem_buffer buffer;
   int sync_file;
 };
@@ -210,6 +240,20 @@ struct op_ctx {
 static void op_query(struct op_ctx* c) { (void)timeline_query(c->timeline); }
 
 static void op_signal(struct op_ctx* c) { timeline_signal(c->timeline, ++c->next_point); }
+
+static void op_signal_each(struct op_ctx* c) {
+  ++c->batch_point;
+  for (int i = 0; i < BATCH; i++) timeline_signal(c->batch[i], c->batch_point);
+}
+
+// One DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL of BATCH handles.
+static void op_signal_all(struct op_ctx* c) {
+  uint64_t points[BATCH];
+  ++c->batch_point;
+  for (int i = 0; i < BATCH; i++) points[i] = c->batch_point;
+  struct es_drm_syncobj_timeline_array a = {.handles = (uintptr_t)c->batch, .points = (uintptr_t)points, .count_handles = BATCH};
+  must(drm_fd, ES_DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &a, "SYNCOBJ_TIMELINE_SIGNAL");
+}
 
 static void op_create_close(struct op_ctx* c) {
   (void)c;
@@ -249,12 +293,15 @@ static const struct op OPS[] = {
     {"dmabuf.exportSyncFile+close", op_export_close},
     {"syncfile.info", op_info},
     {"syncfile.isSignaled", op_is_signaled},
+    {"timeline.signal×8", op_signal_each},
+    {"Timeline.signalAll(8)", op_signal_all},
 };
 #define N_OPS (sizeof(OPS) / sizeof(OPS[0]))
 
 static struct op_ctx ops_open(void) {
   struct op_ctx c = {0};
   c.timeline = syncobj_create();
+  for (int i = 0; i < BATCH; i++) c.batch[i] = syncobj_create();
   c.buffer = vgem_buffer();
   // A sync_file holding one (signalled) vgem fence, like the JS side's.
   uint32_t fence = vgem_fence_attach(c.buffer.handle);
@@ -272,6 +319,7 @@ static void vgem_buffer_close(struct vgem_buffer b) {
 static void ops_close(struct op_ctx* c) {
   close(c->sync_file);
   vgem_buffer_close(c->buffer);
+  for (int i = 0; i < BATCH; i++) syncobj_destroy(c->batch[i]);
   syncobj_destroy(c->timeline);
 }
 
@@ -343,6 +391,99 @@ static uint64_t wake_sync_file(struct vgem_buffer b) {
   return t1 - t0;
 }
 
+// The signalling side of one wake, run on this thread or on a helper thread (the _asleep kinds):
+// sleeps `delay_us` first, then records the clock just before the signalling call.
+enum fire_kind { FIRE_TIMELINE, FIRE_BINARY, FIRE_VGEM, FIRE_EVENTFD };
+struct fire {
+  enum fire_kind kind;
+  int fd;  // vgem card fd, or the eventfd (FIRE_EVENTFD)
+  uint32_t handle;
+  uint64_t point;  // timeline point or vgem fence id
+  long delay_us;
+  uint64_t t0;
+};
+
+static void fire_now(struct fire* f) {
+  if (f->delay_us > 0) usleep((useconds_t)f->delay_us);
+  f->t0 = now_ns();
+  switch (f->kind) {
+    case FIRE_TIMELINE: timeline_signal(f->handle, f->point); break;
+    case FIRE_BINARY: binary_signal(f->handle); break;
+    case FIRE_VGEM: {
+      struct es_drm_vgem_fence_signal s = {.fence = (uint32_t)f->point};
+      must(f->fd, ES_DRM_IOCTL_VGEM_FENCE_SIGNAL, &s, "VGEM_FENCE_SIGNAL");
+      break;
+    }
+    case FIRE_EVENTFD: {
+      uint64_t one = 1;
+      if (write(f->fd, &one, sizeof(one)) != sizeof(one)) die("write eventfd");
+      break;
+    }
+  }
+}
+
+static void* fire_thread(void* arg) {
+  fire_now(arg);
+  return NULL;
+}
+
+// How long the helper thread lets poll() fall asleep before it signals (the _asleep kinds).
+#define ASLEEP_US 1000
+
+// Starts `f` on a helper thread (asleep) or runs it here (busy); then waits for `fd` readable.
+static uint64_t fire_and_poll(struct fire* f, int asleep, int fd) {
+  pthread_t t;
+  if (asleep) {
+    f->delay_us = ASLEEP_US;
+    if (pthread_create(&t, NULL, fire_thread, f) != 0) die("pthread_create");
+  } else {
+    f->delay_us = 0;
+    fire_now(f);
+  }
+  wait_readable(fd);
+  uint64_t t1 = now_ns();
+  if (asleep && pthread_join(t, NULL) != 0) die("pthread_join");
+  return t1;
+}
+
+// One binary syncobj wake: reset (no fence), an eventfd armed for its next fence (point 0), signal
+// (SYNCOBJ_SIGNAL puts a signalled fence), poll, read.
+static uint64_t wake_binary(uint32_t obj, int asleep) {
+  binary_reset(obj);
+  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) die("eventfd");
+  timeline_eventfd(obj, 0, efd);
+  struct fire f = {.kind = FIRE_BINARY, .handle = obj};
+  uint64_t t1 = fire_and_poll(&f, asleep, efd);
+  uint64_t count;
+  if (read(efd, &count, sizeof(count)) != sizeof(count)) die("read eventfd");
+  t1 = now_ns();
+  close(efd);
+  return t1 - f.t0;
+}
+
+static uint64_t wake_timeline_asleep(uint32_t tl, uint64_t* point) {
+  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) die("eventfd");
+  timeline_eventfd(tl, ++*point, efd);
+  struct fire f = {.kind = FIRE_TIMELINE, .handle = tl, .point = *point};
+  (void)fire_and_poll(&f, 1, efd);
+  uint64_t count;
+  if (read(efd, &count, sizeof(count)) != sizeof(count)) die("read eventfd");
+  uint64_t t1 = now_ns();
+  close(efd);
+  return t1 - f.t0;
+}
+
+static uint64_t wake_sync_file_asleep(struct vgem_buffer b) {
+  uint32_t fence = vgem_fence_attach(b.handle);
+  int sf = export_sync_file(b.dmabuf);
+  struct fire f = {.kind = FIRE_VGEM, .fd = vgem_fd, .point = fence};
+  uint64_t t1 = fire_and_poll(&f, 1, sf);
+  close(sf);
+  return t1 - f.t0;
+}
+
 static void bench_wake(long n) {
   long warm = n / 10 > 0 ? n / 10 : 1;
   double* v = calloc((size_t)n, sizeof(double));
@@ -364,16 +505,50 @@ static void bench_wake(long n) {
   vgem_buffer_close(b);
   printf(",");
   print_stats("sync_file", v, n);
+  uint32_t bin = syncobj_create();
+  for (long i = -warm; i < n; i++) {
+    uint64_t ns = wake_binary(bin, 0);
+    if (i >= 0) v[i] = (double)ns;
+  }
+  syncobj_destroy(bin);
+  printf(",");
+  print_stats("binary", v, n);
   printf("}");
   free(v);
 }
 
 // --serve: see the top of this file. Objects live for the whole session.
-static int serve(void) {
+static const char* const WAKE_KINDS[] = {"timeline", "sync_file", "binary", "timeline_asleep", "sync_file_asleep", "binary_asleep"};
+
+static int is_wake_kind(const char* kind) {
+  for (size_t i = 0; i < sizeof(WAKE_KINDS) / sizeof(WAKE_KINDS[0]); i++)
+    if (!strcmp(kind, WAKE_KINDS[i])) return 1;
+  return 0;
+}
+
+// One wake of `kind` (one of WAKE_KINDS) on this process's own objects.
+static long long wake_one(const char* kind, uint32_t tl, uint64_t* point, uint32_t bin, struct vgem_buffer b) {
+  if (!strcmp(kind, "timeline")) return (long long)wake_timeline(tl, point);
+  if (!strcmp(kind, "sync_file")) return (long long)wake_sync_file(b);
+  if (!strcmp(kind, "binary")) return (long long)wake_binary(bin, 0);
+  if (!strcmp(kind, "timeline_asleep")) return (long long)wake_timeline_asleep(tl, point);
+  if (!strcmp(kind, "sync_file_asleep")) return (long long)wake_sync_file_asleep(b);
+  if (!strcmp(kind, "binary_asleep")) return (long long)wake_binary(bin, 1);
+  return -1;
+}
+
+#define FIRE_BEFORE_US 1000
+#define FIRE_AFTER_US 8000
+
+static int serve(int fire_fds) {
   struct op_ctx c = ops_open();
   uint32_t tl = syncobj_create();
+  uint32_t bin = syncobj_create();
   uint64_t point = 0;
   struct vgem_buffer b = vgem_buffer();
+  // The JS side's objects, for `fire` (see the top of this file).
+  uint32_t js_timeline = fire_fds ? syncobj_import(3) : 0;
+  uint32_t js_binary = fire_fds ? syncobj_import(4) : 0;
   char line[256], kind[64];
   long count;
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -387,15 +562,28 @@ static int serve(void) {
         continue;
       }
       printf("%llu\n", (unsigned long long)run_op(op, &c, count));
-    } else if (sscanf(line, "wake %63s %ld", kind, &count) == 2 && (!strcmp(kind, "timeline") || !strcmp(kind, "sync_file"))) {
-      for (long i = 0; i < count; i++)
-        printf("%s%llu", i ? " " : "", (unsigned long long)(!strcmp(kind, "timeline") ? wake_timeline(tl, &point) : wake_sync_file(b)));
+    } else if (sscanf(line, "wake %63s %ld", kind, &count) == 2 && is_wake_kind(kind)) {
+      for (long i = 0; i < count; i++) printf("%s%lld", i ? " " : "", wake_one(kind, tl, &point, bin, b));
       printf("\n");
+    } else if (sscanf(line, "fire %63s %ld", kind, &count) == 2) {
+      struct fire f = {.delay_us = FIRE_BEFORE_US, .point = (uint64_t)count};
+      if (!strcmp(kind, "timeline") && js_timeline) f.kind = FIRE_TIMELINE, f.handle = js_timeline;
+      else if (!strcmp(kind, "binary") && js_binary) f.kind = FIRE_BINARY, f.handle = js_binary;
+      else if (!strcmp(kind, "vgem") && fire_fds) f.kind = FIRE_VGEM, f.fd = 5;
+      else if (!strcmp(kind, "eventfd") && fire_fds) f.kind = FIRE_EVENTFD, f.fd = 6;
+      else {
+        printf("error cannot fire %s\n", kind);
+        continue;
+      }
+      fire_now(&f);
+      usleep(FIRE_AFTER_US);
+      printf("%llu\n", (unsigned long long)f.t0);
     } else {
       printf("error bad request\n");
     }
   }
   vgem_buffer_close(b);
+  syncobj_destroy(bin);
   syncobj_destroy(tl);
   ops_close(&c);
   return 0;
@@ -470,7 +658,8 @@ int main(int argc, char** argv) {
   long iterations = 20000, wake = 200, cycles = 1000000;
   const char* scale = "1000,10000,100000";
   const char* only = NULL;
-  int serving = argc == 2 && !strcmp(argv[1], "--serve");
+  int serving = argc >= 2 && !strcmp(argv[1], "--serve");
+  int fire_fds = serving && argc == 3 && !strcmp(argv[2], "--fire-fds");
   for (int i = 1; !serving && i < argc; i += 2) {
     if (i + 1 >= argc) {
       fprintf(stderr, "baseline: %s needs a value\n", argv[i]);
@@ -493,7 +682,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "baseline: needs a DRM node with timeline syncobjs and a vgem card node (run it in the VM)\n");
     return 1;
   }
-  if (serving) return serve();
+  if (serving) return serve(fire_fds);
 
   printf(MARKER " {");
   int first = 1;

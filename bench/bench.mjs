@@ -13,15 +13,18 @@
 // Runs where the DRM devices are (inside `npx explicit-sync vm`); bench/run.mjs does all of that.
 import { spawn } from 'node:child_process';
 import { readdirSync, closeSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import es from 'explicit-sync';
+import { KoffiOps, waitTimeline } from './koffi.mjs';
+import { WakeFixture, benchWake } from './wake.mjs';
 
-const { Device, VgemDevice } = es;
+const { Device, Timeline, VgemDevice } = es;
 
 const MARKER = '@@explicit-sync-bench:js@@';
 const C_MARKER = '@@explicit-sync-bench:c@@';
 
-const opts = { baseline: undefined, iterations: 20000, batches: 10, wake: 200, scale: '1000,10000,100000', cycles: 1000000, only: undefined };
+const opts = { baseline: undefined, iterations: 20000, batches: 10, wake: 200, scale: '1000,10000,100000', cycles: 1000000, pending: 10000, only: undefined };
 for (let i = 2; i + 1 < process.argv.length; i += 2) {
   const key = process.argv[i].replace(/^--/, '');
   if (!(key in opts)) {
@@ -51,8 +54,9 @@ const progress = (msg) => process.stderr.write(`[bench.mjs] ${msg}\n`);
 class Baseline {
   #child;
   #lines;
-  constructor(path) {
-    this.#child = spawn(path, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  /** `fds`: what the coprocess gets as fds 3.. (the wake fixture's objects, for `fire`). */
+  constructor(path, fds = []) {
+    this.#child = spawn(path, fds.length > 0 ? ['--serve', '--fire-fds'] : ['--serve'], { stdio: ['pipe', 'pipe', 'inherit', ...fds] });
     this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
   }
   async request(line) {
@@ -68,6 +72,10 @@ class Baseline {
   /** One latency (ns) per round. */
   async wake(kind, rounds) {
     return (await this.request(`wake ${kind} ${rounds}`)).split(' ').map(Number);
+  }
+  /** Has the coprocess signal the JS side's object (baseline.c `fire`); the clock just before it. */
+  async fire(what, arg) {
+    return BigInt(await this.request(`fire ${what} ${arg}`));
   }
   close() {
     this.#child.stdin.end();
@@ -86,27 +94,27 @@ function batchStats(per, batch) {
  * each timed on the C side first when there is a baseline. Each operation gets its own loop
  * function so that every call site in it stays monomorphic.
  */
-async function measure(name, loop, c, out) {
+async function measure(name, loop, c, out, koffiLoop) {
   const batch = Math.max(1, Math.floor(opts.iterations / opts.batches));
   const warm = Math.max(1, Math.floor(opts.iterations / 10));
   if (c) await c.op(name, warm);
   loop(warm);
+  koffiLoop(warm);
   const perC = [];
   const perJs = [];
+  const perKoffi = [];
   for (let r = 0; r < opts.batches; r++) {
     if (c) perC.push((await c.op(name, batch)) / batch);
-    const t0 = now();
+    let t0 = now();
     loop(batch);
     perJs.push(Number(now() - t0) / batch);
+    t0 = now();
+    koffiLoop(batch);
+    perKoffi.push(Number(now() - t0) / batch);
   }
   out.js[name] = batchStats(perJs, batch);
+  out.koffi[name] = batchStats(perKoffi, batch);
   if (c) out.c[name] = batchStats(perC, batch);
-}
-
-function stats(values) {
-  values.sort((a, b) => a - b);
-  const n = values.length;
-  return { ns: values[n >> 1], p10_ns: values[Math.floor(n / 10)], p90_ns: values[Math.floor((n * 9) / 10)], rounds: n };
 }
 
 /** A second Timeline object on the same syncobj, so that signalling it wakes `tl` through the kernel. */
@@ -120,7 +128,10 @@ function peer(dev, tl) {
 }
 
 async function benchOps(dev, vgem, c) {
-  const out = { js: {}, c: {} };
+  const out = { js: {}, c: {}, koffi: {} };
+  const k = new KoffiOps(dev.fd);
+  const kTl = k.createSyncobj();
+  let kPoint = 0n;
   const tl = dev.createTimeline();
   const buf = vgem.createBuffer({ width: 64, height: 64 });
   const dmabuf = buf.exportDmaBuf();
@@ -129,86 +140,78 @@ async function benchOps(dev, vgem, c) {
   const sf = dmabuf.exportSyncFile('read');
   fence.signal();
 
-  await measure('timeline.query', (k) => {
-    for (let i = 0; i < k; i++) tl.query();
-  }, c, out);
+  await measure('timeline.query', (n) => {
+    for (let i = 0; i < n; i++) tl.query();
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) k.query(kTl);
+  });
   let point = 0n;
-  await measure('timeline.signal', (k) => {
-    for (let i = 0; i < k; i++) tl.signal(++point);
-  }, c, out);
-  await measure('syncobj.create+close', (k) => {
-    for (let i = 0; i < k; i++) dev.createSyncobj().close();
-  }, c, out);
-  await measure('dmabuf.exportSyncFile+close', (k) => {
-    for (let i = 0; i < k; i++) dmabuf.exportSyncFile('read').close();
-  }, c, out);
-  await measure('syncfile.info', (k) => {
-    for (let i = 0; i < k; i++) sf.info();
-  }, c, out);
-  await measure('syncfile.isSignaled', (k) => {
-    for (let i = 0; i < k; i++) sf.isSignaled();
-  }, c, out);
+  await measure('timeline.signal', (n) => {
+    for (let i = 0; i < n; i++) tl.signal(++point);
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) k.signal(kTl, ++kPoint);
+  });
+  await measure('syncobj.create+close', (n) => {
+    for (let i = 0; i < n; i++) dev.createSyncobj().close();
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) k.destroySyncobj(k.createSyncobj());
+  });
+  await measure('dmabuf.exportSyncFile+close', (n) => {
+    for (let i = 0; i < n; i++) dmabuf.exportSyncFile('read').close();
+  }, c, out, (n) => {
+    const fd = dmabuf.fd;
+    for (let i = 0; i < n; i++) k.close(k.exportSyncFile(fd));
+  });
+  await measure('syncfile.info', (n) => {
+    for (let i = 0; i < n; i++) sf.info();
+  }, c, out, (n) => {
+    const fd = sf.fd;
+    for (let i = 0; i < n; i++) k.info(fd);
+  });
+  await measure('syncfile.isSignaled', (n) => {
+    for (let i = 0; i < n; i++) sf.isSignaled();
+  }, c, out, (n) => {
+    const fd = sf.fd;
+    for (let i = 0; i < n; i++) k.isSignaled(fd);
+  });
 
+  // N points in one call against N single calls (one release point per client of a frame, say).
+  const N = 8;
+  const many = Array.from({ length: N }, () => dev.createTimeline());
+  const kMany = Uint32Array.from(many, () => k.createSyncobj());
+  let manyPoint = 0n;
+  let kManyPoint = 0n;
+  const kPoints = new BigUint64Array(N);
+  await measure('timeline.signal×8', (n) => {
+    for (let i = 0; i < n; i++) {
+      ++manyPoint;
+      for (const t of many) t.signal(manyPoint);
+    }
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) {
+      ++kManyPoint;
+      for (const h of kMany) k.signal(h, kManyPoint);
+    }
+  });
+  await measure('Timeline.signalAll(8)', (n) => {
+    for (let i = 0; i < n; i++) {
+      ++manyPoint;
+      Timeline.signalAll(many.map((timeline) => ({ timeline, point: manyPoint })));
+    }
+  }, c, out, (n) => {
+    for (let i = 0; i < n; i++) {
+      kPoints.fill(++kManyPoint);
+      k.signalAll(kMany, kPoints);
+    }
+  });
+  for (const t of many) t.close();
+  for (const h of kMany) k.destroySyncobj(h);
+
+  k.destroySyncobj(kTl);
   sf.close();
   dmabuf.close();
   buf.close();
   tl.close();
-  return out;
-}
-
-/**
- * Wake latency: from just before the signalling call until the awaiting code runs again. The wait
- * is started (eventfd / poll armed) before the clock starts, as in the baseline. Rounds go in
- * chunks of 20, C then JS, after n/10 warm-up rounds on each side.
- */
-async function benchWake(dev, vgem, c) {
-  const n = opts.wake;
-  const chunk = 20;
-  const out = { js: {}, c: {} };
-
-  const tl = dev.createTimeline();
-  const signaller = peer(dev, tl);
-  let point = 0n;
-  const timelineRound = async () => {
-    const done = tl.wait(++point);
-    const t0 = now();
-    signaller.signal(point);
-    await done;
-    return Number(now() - t0);
-  };
-
-  const buf = vgem.createBuffer({ width: 64, height: 64 });
-  const dmabuf = buf.exportDmaBuf();
-  const syncFileRound = async () => {
-    const fence = buf.attachFence({ write: true });
-    const sf = dmabuf.exportSyncFile('read');
-    const done = sf.wait();
-    const t0 = now();
-    fence.signal();
-    await done;
-    const t1 = now();
-    sf.close();
-    return Number(t1 - t0);
-  };
-
-  for (const [kind, once] of [['timeline', timelineRound], ['sync_file', syncFileRound]]) {
-    const vJs = [];
-    const vC = [];
-    const warm = Math.max(1, Math.floor(n / 10));
-    if (c) await c.wake(kind, warm);
-    for (let i = 0; i < warm; i++) await once();
-    for (let done = 0; done < n; done += chunk) {
-      const k = Math.min(chunk, n - done);
-      if (c) vC.push(...(await c.wake(kind, k)));
-      for (let i = 0; i < k; i++) vJs.push(await once());
-    }
-    out.js[kind] = stats(vJs);
-    if (c) out.c[kind] = stats(vC);
-  }
-  signaller.close();
-  tl.close();
-  dmabuf.close();
-  buf.close();
   return out;
 }
 
@@ -236,6 +239,84 @@ async function benchScaleOne(dev, count) {
   const setup = Number(t1 - t0);
   const resolve = Number(t3 - t2);
   return { fds, rss_bytes: rssGrowth, heap_bytes: heapGrowth, setup_ns: setup, resolve_ns: resolve, total_ns: setup + resolve };
+}
+
+/** How long a stat() of '/' may take before the pool counts as starved; then the waits are signalled. */
+const FS_CAP_MS = 2000;
+
+/**
+ * Starts an fs call (libuv's thread pool) while waits are pending: its latency, and whether it
+ * finished within FS_CAP_MS; `release()` runs at the cap (or at once when it finished) and must
+ * let the waits finish.
+ */
+async function fsMeanwhile(release) {
+  const t0 = now();
+  let t1;
+  const call = stat('/').then(() => (t1 = now()));
+  let timer;
+  const inTime = await Promise.race([call.then(() => true), new Promise((r) => (timer = setTimeout(() => r(false), FS_CAP_MS)))]);
+  clearTimeout(timer);
+  release();
+  await call;
+  return { fs_ns: Number(t1 - t0), fs_starved: !inTime };
+}
+
+/**
+ * `count` pending waits on one timeline (points 1..count), the library's against koffi's blocking
+ * waits (async calls, each on a thread of libuv's pool; koffi refuses beyond its cap of async
+ * calls), with an fs call's latency meanwhile, then one signal resolves them all.
+ */
+async function benchPending(dev, count) {
+  const out = {};
+  {
+    const tl = dev.createTimeline();
+    const signaller = peer(dev, tl);
+    const fd0 = openFds();
+    const t0 = now();
+    const waits = new Array(count);
+    for (let i = 0; i < count; i++) waits[i] = tl.wait(i + 1);
+    const fds = openFds() - fd0;
+    const fs = await fsMeanwhile(() => signaller.signal(count));
+    await Promise.all(waits);
+    out.library = { count, accepted: count, refused: 0, fds, ...fs, total_ns: Number(now() - t0) };
+    signaller.close();
+    tl.close();
+  }
+  {
+    const tl = dev.createTimeline();
+    const signaller = peer(dev, tl);
+    const t0 = now();
+    const waits = [];
+    let ok = 0;
+    let refused = 0;
+    let failed = 0;
+    let refusal;
+    let failure;
+    // koffi answers a call beyond its cap of async calls with an error, synchronously or in the callback.
+    const refuse = (err) => {
+      const message = String(err?.message ?? err);
+      if (/too many asynchronous calls/i.test(message)) {
+        refused++;
+        refusal ??= message;
+      } else {
+        failed++;
+        failure ??= message;
+      }
+    };
+    for (let i = 0; i < count; i++) {
+      try {
+        waits.push(waitTimeline(dev.fd, tl.handle, i + 1).then(() => ok++, refuse));
+      } catch (err) {
+        refuse(err);
+      }
+    }
+    const fs = await fsMeanwhile(() => signaller.signal(count));
+    await Promise.all(waits);
+    out.koffi = { count, accepted: ok, refused, failed, refusal: refusal ?? null, failure: failure ?? null, ...fs, total_ns: Number(now() - t0) };
+    signaller.close();
+    tl.close();
+  }
+  return out;
 }
 
 /**
@@ -284,26 +365,35 @@ async function main() {
   const dev = Device.open({ require: ['timeline'] });
   const vgem = VgemDevice.open();
   progress(`timeline device ${dev.path} (${dev.driver.name}), vgem ${vgem.path}, wait mechanism ${dev.features.waitMechanism}`);
-  const c = opts.baseline === undefined || !(wants('ops') || wants('wake')) ? undefined : new Baseline(opts.baseline);
-  const result = {};
+  const fx = wants('wake') ? new WakeFixture(dev, vgem) : undefined;
+  let c;
+  if (opts.baseline !== undefined && (wants('ops') || wants('wake'))) {
+    const fds = fx?.passFds() ?? [];
+    c = new Baseline(opts.baseline, fds);
+    for (const fd of fds.slice(0, 2)) closeSync(fd); // the exported syncobj fds; the others are fx's
+  }
+  const result = { koffi: {} };
   const cResult = {};
   try {
     if (wants('ops')) {
       const t = Date.now();
       const r = await benchOps(dev, vgem, c);
       result.ops = r.js;
+      result.koffi.ops = r.koffi;
       cResult.ops = r.c;
-      progress(`ops: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C and JS)' : ''}`);
+      progress(`ops: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C, JS and koffi)' : ' (JS and koffi)'}`);
     }
     if (wants('wake')) {
       const t = Date.now();
-      const r = await benchWake(dev, vgem, c);
+      const r = await benchWake(fx, c, opts.wake);
       result.wake = r.js;
+      result.koffi.wake = r.koffi;
       cResult.wake = r.c;
-      progress(`wake: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C and JS)' : ''}`);
+      progress(`wake: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C, JS and koffi)' : ' (JS and koffi)'}`);
     }
   } finally {
     c?.close();
+    fx?.close();
   }
   if (wants('scale')) {
     // The cycles first, while the heap is small: RSS does not shrink right after a collection, so
@@ -319,6 +409,11 @@ async function main() {
     for (const count of opts.scale.split(',').map(Number)) waits[count] = await benchScaleOne(dev, count);
     result.scale.waits = waits;
     progress(`scale waits: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    if (opts.pending > 0) {
+      const tp = Date.now();
+      result.scale.pending = await benchPending(dev, opts.pending);
+      progress(`scale pending, library and koffi: ${((Date.now() - tp) / 1000).toFixed(1)} s`);
+    }
   }
   vgem.close();
   dev.close();

@@ -2,7 +2,7 @@
 // `npm run bench`: the bindings against raw C, side by side, in one VM boot.
 //
 //   node bench/run.mjs [--iterations N] [--batches B] [--wake N] [--scale 1000,10000,100000]
-//                      [--cycles N] [--rounds R] [--timeout S] [--no-build]
+//                      [--cycles N] [--pending N] [--rounds R] [--timeout S] [--no-build]
 //
 // 1. builds the library (node-gyp + tsc, as `npm test` does; --no-build skips it) and compiles
 //    bench/baseline.c on the host with `gcc -O2 -static` into build/bench/ (git-ignored);
@@ -12,7 +12,13 @@
 //    coprocess of the JS bench, so that both sides see the same load), then the scale tests, C
 //    then JS;
 // 3. prints a table, then ONE final line of JSON:
-//    {"ops": {name: {"js_ns", "c_ns", "ratio"}}, "wake": {...}, "scale": {...}, "meta": {...}}.
+//    {"ops": {name: {"js_ns", "c_ns", "ratio", "koffi_ns", "ratio_koffi", …}}, "wake": {name: {…,
+//    "floor_ns", "ratio_floor", "koffi_ns", "ratio_koffi"}}, "scale": {...}, "meta": {...}}.
+//
+// The peers (issue 15): per op, the koffi FFI calling libc's ioctl() on hand-laid structs
+// (bench/koffi.mjs); per wake, the floor (a uv_poll kept armed on an eventfd, delivering into JS)
+// in the same loop state, and koffi's blocking wait on libuv's pool. ratio_koffi = JS / koffi,
+// ratio_floor = JS / floor.
 //
 // Per op, each side's figure is its fastest batch (of B, after warm-up); a wake figure is the
 // median round trip. With --rounds R the ops/wake run is repeated and each side keeps its best.
@@ -27,12 +33,12 @@ const outDir = join(root, 'build', 'bench');
 const baselineBin = join(outDir, 'baseline');
 const MARKER = /@@explicit-sync-bench:(c|js)@@ (\{.*\})\s*$/;
 
-const TARGETS = { opRatio: 1.25, wakeRatio: 2, scaleFds: 2, scaleRssBytes: 64 * 1024 * 1024 };
+const TARGETS = { opRatio: 1.25, koffiRatio: 1, floorRatio: 1.25, wakeRatio: 2, scaleFds: 2, scaleRssBytes: 64 * 1024 * 1024 };
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const opts = { rounds: 1, iterations: 20000, batches: 10, wake: 200, scale: '1000,10000,100000', cycles: 1000000, timeout: 900, build: true };
+const opts = { rounds: 1, iterations: 20000, batches: 10, wake: 200, scale: '1000,10000,100000', cycles: 1000000, pending: 10000, timeout: 900, build: true };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -40,7 +46,7 @@ const opts = { rounds: 1, iterations: 20000, batches: 10, wake: 200, scale: '100
     if (arg === '--no-build') opts.build = false;
     else if (arg === '-h' || arg === '--help') {
       process.stdout.write(
-        'Usage: node bench/run.mjs [--iterations N] [--batches B] [--wake N] [--scale 1000,10000,100000] [--cycles N] [--rounds R] [--timeout S] [--no-build]\n',
+        'Usage: node bench/run.mjs [--iterations N] [--batches B] [--wake N] [--scale 1000,10000,100000] [--cycles N] [--pending N] [--rounds R] [--timeout S] [--no-build]\n',
       );
       process.exit(0);
     } else {
@@ -52,7 +58,7 @@ const opts = { rounds: 1, iterations: 20000, batches: 10, wake: 200, scale: '100
         opts.scale = value;
       } else {
         const n = Number(value);
-        if (!Number.isInteger(n) || n < (key === 'cycles' ? 0 : 1)) usage(`--${key} takes a positive integer, got ${value}`);
+        if (!Number.isInteger(n) || n < (key === 'cycles' || key === 'pending' ? 0 : 1)) usage(`--${key} takes a positive integer, got ${value}`);
         opts[key] = n;
       }
     }
@@ -86,8 +92,8 @@ function build() {
     runTool(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
   }
   mkdirSync(outDir, { recursive: true });
-  log(`compiling bench/baseline.c -> ${relative(root, baselineBin)} (gcc -O2 -static)`);
-  runTool('gcc', ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-o', baselineBin, join(root, 'bench', 'baseline.c')]);
+  log(`compiling bench/baseline.c -> ${relative(root, baselineBin)} (gcc -O2 -static -pthread)`);
+  runTool('gcc', ['-O2', '-static', '-pthread', '-Wall', '-Wextra', '-Werror', '-o', baselineBin, join(root, 'bench', 'baseline.c')]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,7 +109,7 @@ function guestScript() {
   }
   const scale = `--only scale --scale ${opts.scale} --cycles ${opts.cycles}`;
   // --expose-gc: the JS side collects garbage before each baseline reading of RSS (see bench.mjs).
-  lines.push('echo "scale: C"', `${c} ${scale}`, 'echo "scale: JS"', `node --expose-gc bench/bench.mjs ${scale}`);
+  lines.push('echo "scale: C"', `${c} ${scale}`, 'echo "scale: JS"', `node --expose-gc bench/bench.mjs ${scale} --pending ${opts.pending}`);
   return lines.join('\n');
 }
 
@@ -168,9 +174,11 @@ const ratio = (js, c) => (c > 0 ? Math.round((js / c) * 100) / 100 : null);
 function combine(c, js) {
   const cOps = best(c, 'ops');
   const jsOps = best(js, 'ops');
+  const koffiOps = best(js.map((b) => b.koffi ?? {}), 'ops');
   const ops = {};
   for (const name of Object.keys(cOps)) {
     if (jsOps[name] === undefined) continue;
+    const k = koffiOps[name];
     ops[name] = {
       js_ns: jsOps[name].ns,
       c_ns: cOps[name].ns,
@@ -178,19 +186,32 @@ function combine(c, js) {
       js_median_ns: jsOps[name].median_ns,
       c_median_ns: cOps[name].median_ns,
       median_ratio: ratio(jsOps[name].median_ns, cOps[name].median_ns),
+      koffi_ns: k?.ns ?? null,
+      ratio_koffi: k ? ratio(jsOps[name].ns, k.ns) : null,
+      koffi_median_ns: k?.median_ns ?? null,
+      median_ratio_koffi: k ? ratio(jsOps[name].median_ns, k.median_ns) : null,
     };
   }
   const cWake = best(c, 'wake');
   const jsWake = best(js, 'wake');
+  const koffiWake = best(js.map((b) => b.koffi ?? {}), 'wake');
   const wake = {};
-  for (const name of Object.keys(cWake)) {
-    if (jsWake[name] === undefined) continue;
+  for (const name of Object.keys(jsWake)) {
+    const j = jsWake[name];
+    const cw = cWake[name];
+    const k = koffiWake[name];
+    const floor = name === 'floor' || name === 'floor_asleep' || name === 'set_immediate' ? undefined : jsWake[name.endsWith('_asleep') ? 'floor_asleep' : 'floor'];
     wake[name] = {
-      js_ns: jsWake[name].ns,
-      c_ns: cWake[name].ns,
-      ratio: ratio(jsWake[name].ns, cWake[name].ns),
-      js_p90_ns: jsWake[name].p90_ns,
-      c_p90_ns: cWake[name].p90_ns,
+      js_ns: j.ns,
+      c_ns: cw?.ns ?? null,
+      ratio: cw ? ratio(j.ns, cw.ns) : null,
+      js_p90_ns: j.p90_ns,
+      c_p90_ns: cw?.p90_ns ?? null,
+      floor_ns: floor?.ns ?? null,
+      ratio_floor: floor ? ratio(j.ns, floor.ns) : null,
+      koffi_ns: k?.ns ?? null,
+      koffi_p90_ns: k?.p90_ns ?? null,
+      ratio_koffi: k ? ratio(j.ns, k.ns) : null,
     };
   }
   const cScale = c.find((b) => b.scale)?.scale ?? {};
@@ -213,6 +234,7 @@ function combine(c, js) {
     };
   }
   const scale = { waits };
+  if (jsScale.pending) scale.pending = jsScale.pending;
   if (jsScale.cycles) scale.cycles = { js: jsScale.cycles, c: cScale.cycles ?? null };
   return { ops, wake, scale };
 }
@@ -229,15 +251,33 @@ function table(result, meta) {
   const rounds = meta.rounds > 1 ? `, best of ${meta.rounds} rounds per side` : '';
   rows.push(`explicit-sync benchmarks: ${meta.guest}, one boot; C and JS batches interleaved${rounds}`);
   rows.push('');
-  let w = [31, 9, 9, 7, 8, 11];
-  line(['per-op cost (fastest batch)', 'C µs', 'JS µs', 'ratio', '≤ 1.25', 'med. ratio'], w);
+  const r2 = (x) => (x === null || x === undefined ? '-' : x.toFixed(2));
+  let w = [31, 8, 8, 9, 7, 8, 9];
+  line(['per-op cost (fastest batch)', 'C µs', 'JS µs', 'koffi µs', 'JS/C', 'JS/koffi', '≤ 1.0'], w);
   for (const [name, v] of Object.entries(result.ops))
-    line([name, fmtUs(v.c_ns), fmtUs(v.js_ns), v.ratio?.toFixed(2), verdict(v.ratio <= TARGETS.opRatio), v.median_ratio?.toFixed(2)], w);
+    line([name, fmtUs(v.c_ns), fmtUs(v.js_ns), fmtUs(v.koffi_ns), r2(v.ratio), r2(v.ratio_koffi), verdict(v.ratio_koffi <= TARGETS.koffiRatio)], w);
+  rows.push('  (JS/koffi ≤ 1.0: the target against the koffi FFI peer; JS/C is for reference)');
   rows.push('');
-  line(['wake: signal → resumed (median)', 'C µs', 'JS µs', 'ratio', '≤ 2', 'JS p90 µs'], w);
-  const wakeNames = { timeline: 'timeline point (eventfd)', sync_file: 'vgem sync_file (poll)' };
-  for (const [name, v] of Object.entries(result.wake))
-    line([wakeNames[name] ?? name, fmtUs(v.c_ns), fmtUs(v.js_ns), v.ratio?.toFixed(2), verdict(v.ratio <= TARGETS.wakeRatio), fmtUs(v.js_p90_ns)], w);
+  w = [31, 8, 8, 9, 9, 8, 9, 8, 9];
+  line(['wake: signal → resumed (median)', 'C µs', 'JS µs', 'JS p90', 'floor µs', 'JS/floor', 'koffi µs', 'JS/koffi', 'targets'], w);
+  const wakeNames = {
+    timeline: 'timeline point',
+    binary: 'binary syncobj',
+    sync_file: 'vgem sync_file',
+    floor: 'floor: armed uv_poll (eventfd)',
+    set_immediate: 'setImmediate round trip',
+  };
+  for (const state of ['busy', 'asleep']) {
+    rows.push(state === 'busy' ? ' signalled from JS, loop busy:' : ' loop asleep, another process signals:');
+    for (const [name, v] of Object.entries(result.wake)) {
+      if (name.endsWith('_asleep') !== (state === 'asleep')) continue;
+      const base = name.replace(/_asleep$/, '');
+      const ok = v.ratio_floor === null ? '' : verdict(v.ratio_floor <= TARGETS.floorRatio && (v.ratio_koffi === null || v.ratio_koffi <= TARGETS.koffiRatio));
+      line([`  ${wakeNames[base] ?? base}`, fmtUs(v.c_ns), fmtUs(v.js_ns), fmtUs(v.js_p90_ns), fmtUs(v.floor_ns), r2(v.ratio_floor), fmtUs(v.koffi_ns), r2(v.ratio_koffi), ok], w);
+    }
+  }
+  rows.push('  (targets: JS/floor ≤ 1.25 and JS/koffi ≤ 1.0; koffi waits block a thread of libuv\'s pool;');
+  rows.push('   C: eventfd/sync_file polled by the signalling thread, or asleep while a helper thread signals)');
   rows.push('');
   w = [20, 6, 9, 9, 7, 10, 10, 10, 7];
   line(['N waits, one signal', 'C fds', 'C RSS+', 'C total', 'JS fds', 'JS RSS+', 'JS heap+', 'JS total', 'target'], w);
@@ -260,6 +300,16 @@ function table(result, meta) {
   }
   rows.push('  (target: ≤ 2 fds and ≤ 64 MiB RSS growth while every wait is pending; RSS can shrink');
   rows.push('   meanwhile as V8 returns pages freed earlier, so small N may read ≤ 0; JS heap+ is V8 heapUsed growth)');
+  const pd = result.scale.pending;
+  if (pd) {
+    rows.push('');
+    rows.push(`${fmtInt(pd.library.count)} pending waits on one timeline, then one signal; an fs.stat() meanwhile`);
+    w = [10, 10, 9, 12, 10];
+    line(['', 'accepted', 'refused', 'fs.stat ms', 'total ms'], w);
+    for (const [who, v] of [['library', pd.library], ['koffi', pd.koffi]])
+      line([who, fmtInt(v.accepted), fmtInt(v.refused), `${v.fs_starved ? '> ' : ''}${fmtMs(v.fs_ns)}`, fmtMs(v.total_ns)], w);
+    if (pd.koffi.refusal) rows.push(`  (koffi: "${pd.koffi.refusal}"; "> ": the fs call had not finished after 2 s, when the waits were signalled)`);
+  }
   const cy = result.scale.cycles;
   if (cy) {
     rows.push('');

@@ -14,7 +14,8 @@ import { toEnum, toFd } from './validate';
 interface NativeDmaBuf {
   isDmaBuf(fd: number): boolean;
   dmaBufSize(fd: number): number;
-  dmaBufExportSyncFile(fd: number, flags: number): number;
+  /** With `track`: already tracked for its SyncFile (token * 2^31 + fd, see FdResource). */
+  dmaBufExportSyncFile(fd: number, flags: number, track?: boolean): number;
   dmaBufImportSyncFile(fd: number, flags: number, syncFileFd: number): void;
   dmaBufSync(fd: number, flags: number): void;
   dmaBufMap(fd: number, size: number): Buffer;
@@ -133,7 +134,7 @@ export class DmaBuf extends FdResource {
     const flags = accessFlags(access, 'access');
     const fd = this.openFd('DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
     return SyncFile[kAdopt](
-      syncFileIoctl('DMA_BUF_IOCTL_EXPORT_SYNC_FILE', () => native.dmaBufExportSyncFile(fd, flags)),
+      syncFileIoctl('DMA_BUF_IOCTL_EXPORT_SYNC_FILE', () => native.dmaBufExportSyncFile(fd, flags, true)),
     );
   }
 

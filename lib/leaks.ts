@@ -114,3 +114,72 @@ export function reportLeak(kind: string, message: string, site: CreationSite | u
   // Not ref'd: a pending summary never keeps the process alive.
   timer ??= setTimeout(flush, Math.max(0, LEAK_REPORT_INTERVAL_MS - (now - last))).unref();
 }
+
+/** What a {@link LeakBackstop} keeps per object: its `state` field is the backstop's. */
+export interface BackstopRecord {
+  /** 0: registration pending (end of this tick); 1: registered; 2: let go (closed). */
+  state?: 0 | 1 | 2;
+}
+
+const PENDING = 0;
+const REGISTERED = 1;
+const RELEASED = 2;
+/** Pending registrations (object, record pairs) that make a flush happen at once. */
+const MAX_PENDING = 8192;
+
+/**
+ * The GC backstop of the fd and handle owners: a FinalizationRegistry whose registrations wait for
+ * the end of the current tick (a microtask). A register + unregister pair costs V8 1-2 µs per
+ * object, more than the ioctl that made it; objects closed in the tick that created them (a
+ * sync_file exported and consumed in one frame handler, a create/close loop) never reach the
+ * registry. Until the flush the pending list holds the object strongly, so none can be collected
+ * unregistered: the backstop and its warning are unchanged for every object still open at the end
+ * of its tick. The list stays short: closing the newest pending object pops it, and a long list is
+ * flushed at once.
+ */
+export class LeakBackstop<H extends BackstopRecord> {
+  readonly #registry: FinalizationRegistry<H>;
+  readonly #pending: Array<object | H> = [];
+  #scheduled = false;
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const p = this.#pending;
+    for (let i = 0; i < p.length; i += 2) {
+      const obj = p[i] as object;
+      const held = p[i + 1] as H;
+      if (held.state !== PENDING) continue;
+      this.#registry.register(obj, held, obj);
+      held.state = REGISTERED;
+    }
+    p.length = 0;
+  };
+
+  /** `cleanup` runs for each object collected while registered (it must not reference the object). */
+  constructor(cleanup: (held: H) => void) {
+    this.#registry = new FinalizationRegistry(cleanup);
+  }
+
+  /** Watches `obj`, whose record is `held` (which must not reference `obj`). */
+  register(obj: object, held: H): void {
+    held.state = PENDING;
+    const p = this.#pending;
+    p.push(obj, held);
+    if (p.length >= 2 * MAX_PENDING) this.#flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  /** Stops watching `obj` (close()); idempotent. */
+  unregister(obj: object, held: H): void {
+    if (held.state === PENDING) {
+      held.state = RELEASED;
+      const p = this.#pending;
+      if (p[p.length - 1] === held) p.length -= 2;
+    } else if (held.state === REGISTERED) {
+      held.state = RELEASED;
+      this.#registry.unregister(obj);
+    }
+  }
+}

@@ -8,17 +8,17 @@
  * the object's back (and it may since have been reused by another file), close() leaves it open
  * and throws FdLostError; [Symbol.dispose] and the GC backstop warn instead.
  *
- * A FinalizationRegistry backstop closes fds of objects dropped without close() and warns, with
- * a rate-limited summary (code 'EXPLICIT_SYNC_LEAK', see leaks.ts).
+ * A FinalizationRegistry backstop (leaks.ts LeakBackstop) closes fds of objects dropped without
+ * close() and warns, with a rate-limited summary (code 'EXPLICIT_SYNC_LEAK', see leaks.ts).
  *
  * Hand-over: an object created with `handsOver` (a ReceivedFd, an fd that came in a message) owns
  * its fd only until another FdResource adopts the same number (`SyncFile.fromFd(received.fd)`):
  * then it gives the fd up, unclosed, to the adopter, so that the fd is closed once, by the adopter.
-  * @module
+ * @module
  */
 import { countFd } from './census';
 import { ClosedError, FdLostError } from './errors';
-import { CreationSite, creationSite, formatSite, reportLeak } from './leaks';
+import { BackstopRecord, CreationSite, LeakBackstop, creationSite, formatSite, reportLeak } from './leaks';
 import { native } from './native';
 
 /**
@@ -30,7 +30,7 @@ import { native } from './native';
 export const kAdopt: unique symbol = Symbol('explicit-sync.adopt');
 
 /** What an FdResource owns; also the GC backstop's record (it must not reference the object). */
-interface Held {
+interface Held extends BackstopRecord {
   readonly fd: number;
   /** From trackFd: identifies this adoption of the fd number. */
   readonly token: number;
@@ -39,6 +39,9 @@ interface Held {
   readonly kind: string;
   readonly site: CreationSite | undefined;
 }
+
+/** What native OwnedFd() multiplies its token by: fds are below it, tracked values at or above. */
+const TRACKED = 2 ** 31;
 
 /** closeOwned()'s answers. */
 const CLOSED = 0;
@@ -59,7 +62,7 @@ function release(held: Held): FdLostError | undefined {
  */
 const handingOver = new Map<number, WeakRef<FdResource>>();
 
-const leaks = new FinalizationRegistry<Held>((held) => {
+const leaks = new LeakBackstop<Held>((held) => {
   let lost: FdLostError | undefined;
   try {
     lost = release(held);
@@ -76,18 +79,27 @@ export abstract class FdResource implements Disposable {
   readonly #held: Held;
 
   /**
-   * Takes ownership of `fd`. With `handsOver`, gives it up (unclosed) to the next FdResource that
-   * adopts the same number. An object that held the number that way hands it over now.
+   * Takes ownership of `fd`: an fd, or what a native call that tracked the fd it created returned
+   * (token * 2^31 + fd, native/util.h OwnedFd: one crossing less than calling trackFd here).
+   * With `handsOver`, gives it up (unclosed) to the next FdResource that adopts the same number.
+   * An object that held the number that way hands it over now.
    */
   protected constructor(fd: number, what: string, handsOver = false) {
+    let token: number;
+    if (fd >= TRACKED) {
+      token = Math.floor(fd / TRACKED);
+      fd %= TRACKED;
+    } else {
+      // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
+      token = native.trackFd(fd);
+    }
     const previous = handingOver.get(fd)?.deref();
     if (previous !== undefined) previous.#handOver();
     this.#fd = fd;
     const kind = new.target.name;
-    // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
-    this.#held = { fd, token: native.trackFd(fd), what, kind, site: creationSite() };
+    this.#held = { fd, token, what, kind, site: creationSite() };
     countFd(kind, 1);
-    leaks.register(this, this.#held, this);
+    leaks.register(this, this.#held);
     if (handsOver) handingOver.set(fd, new WeakRef(this));
   }
 
@@ -129,7 +141,7 @@ export abstract class FdResource implements Disposable {
     if (fd < 0) return;
     this.#fd = -1;
     if (handingOver.get(fd)?.deref() === this) handingOver.delete(fd);
-    leaks.unregister(this);
+    leaks.unregister(this, this.#held);
     countFd(this.#held.kind, -1);
     native.untrackFd(fd, this.#held.token);
   }
@@ -147,7 +159,7 @@ export abstract class FdResource implements Disposable {
       const fd = this.#fd;
       this.#fd = -1;
       if (handingOver.get(fd)?.deref() === this) handingOver.delete(fd);
-      leaks.unregister(this);
+      leaks.unregister(this, this.#held);
       const lost = release(this.#held);
       if (lost !== undefined) throw lost;
     }

@@ -7,7 +7,7 @@
 import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber, isFdOpen, wrongFdError } from './errors';
 import { SyncFile } from './sync-file';
 import { WAIT_EVENTFD, countFd } from './census';
-import { CreationSite, creationSite, reportLeak } from './leaks';
+import { BackstopRecord, CreationSite, LeakBackstop, creationSite, reportLeak } from './leaks';
 import { Device, kDeviceCloseHooks, kDeviceFd } from './device';
 import { NativeCore, nativeFamily } from './native';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions, toTimeoutMs, toU64 } from './validate';
@@ -32,7 +32,9 @@ export interface NativeSyncobj extends NativeCore {
   syncobjReset(fd: number, handles: number | Uint32Array): void;
   syncobjSignal(fd: number, handles: number | Uint32Array): void;
   syncobjQuery(fd: number, handle: number, flags: number): bigint;
-  syncobjTimelineSignal(fd: number, handle: number, point: bigint): void;
+  /** One QUERY of every handle; the kernel writes `points` (same length) in place. */
+  syncobjQueryInto(fd: number, handles: Uint32Array, points: BigUint64Array, flags: number): void;
+  syncobjTimelineSignal(fd: number, handles: number | Uint32Array, points: bigint | BigUint64Array): void;
   syncobjTransfer(fd: number, src: number, srcPoint: bigint, dst: number, dstPoint: bigint, flags: number): void;
   syncobjEventfd(fd: number, handle: number, point: bigint, flags: number, eventFd: number): void;
   eventfdCreate(): number;
@@ -163,7 +165,10 @@ export function requireCap(device: Device, cap: 'syncobj' | 'timeline', call: st
 /** @internal Method run after this library replaced the object's fence (transfer into it). */
 export const kFenceReplaced: unique symbol = Symbol('explicit-sync.fenceReplaced');
 
-interface Held {
+/** @internal Method giving the device fd for a batched call (lib/syncobj-batch.ts); ClosedError when closed. */
+export const kBatchFd: unique symbol = Symbol('explicit-sync.batchFd');
+
+interface Held extends BackstopRecord {
   device: Device;
   handle: number;
   what: string;
@@ -204,7 +209,7 @@ export function toImportOptions(options: unknown): number {
   return toTimeoutMs(o.defaultTimeoutMs, 'options.defaultTimeoutMs') ?? Infinity;
 }
 
-const leaks = new FinalizationRegistry<Held>((held) => {
+const leaks = new LeakBackstop<Held>((held) => {
   for (const fd of held.fds) {
     countFd(WAIT_EVENTFD, -1);
     try {
@@ -235,7 +240,9 @@ export abstract class SyncobjResource implements Disposable {
   #handle: number;
   readonly #what: string;
   readonly #defaultTimeoutMs: number;
-  /** The wait queue's eventfds, shared with the GC backstop's record (which must not hold `this`). */
+  /** The GC backstop's record (it must not hold `this`). */
+  readonly #held: Held;
+  /** The wait queue's eventfds, shared with the GC backstop's record. */
   protected readonly waitFds = new Set<number>();
 
   protected constructor(device: Device, handle: number, what: string, defaultTimeoutMs = Infinity) {
@@ -243,7 +250,8 @@ export abstract class SyncobjResource implements Disposable {
     this.#handle = handle;
     this.#what = what;
     this.#defaultTimeoutMs = defaultTimeoutMs;
-    leaks.register(this, { device, handle, what, kind: new.target.name, site: creationSite(), fds: this.waitFds }, this);
+    this.#held = { device, handle, what, kind: new.target.name, site: creationSite(), fds: this.waitFds };
+    leaks.register(this, this.#held);
   }
 
   /** The Device whose fd this handle lives on. */
@@ -284,6 +292,11 @@ export abstract class SyncobjResource implements Disposable {
   /** @internal The fence was replaced by this library (a transfer into it): re-check pending waits. */
   [kFenceReplaced](): void {}
 
+  /** @internal The device fd for a batched call naming `call`; ClosedError as every method when closed. */
+  [kBatchFd](call: string): number {
+    return this.deviceFd(call);
+  }
+
   /** Runs before the handle is destroyed: subclasses reject pending waits here. */
   protected beforeClose(): void {}
 
@@ -295,7 +308,7 @@ export abstract class SyncobjResource implements Disposable {
       this.beforeClose();
     } finally {
       this.#handle = 0;
-      leaks.unregister(this);
+      leaks.unregister(this, this.#held);
       if (!this.#device.closed) native.syncobjDestroy(this.#device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_DESTROY'), handle);
     }
   }

@@ -34,6 +34,7 @@ import {
   toList,
 } from './syncobj-core';
 import { abortError } from './watcher';
+import { binarySignalAll } from './syncobj-batch';
 import { PointWaitQueue, WaitMode, WaitSource } from './syncobj-wait';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, toOptions } from './validate';
 
@@ -230,6 +231,21 @@ export class Syncobj extends SyncobjResource {
    */
   static waitAnySync(syncobjs: readonly Syncobj[], options?: SyncWaitOptions): number {
     return Syncobj.#waitManySync(syncobjs, options, false);
+  }
+
+  /**
+   * Signals every syncobj of the list (puts an already-signalled fence in each) with one
+   * DRM_IOCTL_SYNCOBJ_SIGNAL per device, as {@link Syncobj.signal} does for one.
+   * @throws TypeError for a bad list; ClosedError when one of them or its device is closed
+   *   (checked before anything is signalled).
+   */
+  static signalAll(syncobjs: readonly Syncobj[]): void {
+    binarySignalAll(Syncobj.#check(syncobjs), false);
+  }
+
+  /** Resets every syncobj of the list (DRM_IOCTL_SYNCOBJ_RESET, one per device), as {@link Syncobj.reset}. */
+  static resetAll(syncobjs: readonly Syncobj[]): void {
+    binarySignalAll(Syncobj.#check(syncobjs), true);
   }
 
   static #check(list: unknown): Syncobj[] {

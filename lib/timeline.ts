@@ -38,8 +38,9 @@ import {
   toSignalPoint,
 } from './syncobj-core';
 import { abortError } from './watcher';
+import { queryAll, timelineSignalAll, unorderedPointError } from './syncobj-batch';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
-import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
+import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, U64_MAX, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
 
 /** Options for {@link Timeline.query}. */
 export interface QueryOptions {
@@ -161,12 +162,47 @@ export class Timeline extends SyncobjResource {
   /** RangeError when `p` is not above the last submitted point. */
   #checkOrder(fd: number, p: bigint, name: string): void {
     const last = native.syncobjQuery(fd, this.liveHandle, F.QUERY_LAST_SUBMITTED);
-    if (p <= last)
-      throw new OutOfRangeError(
-        name,
-        `> ${last}, the timeline's last submitted point ${last} (a lower or equal point would start a new fence context and corrupt the timeline; pass { allowUnordered: true } to do it anyway)`,
-        p,
-      );
+    if (p <= last) throw unorderedPointError(name, last, p);
+  }
+
+  /**
+   * Signals several points at once, on one timeline or several: one
+   * DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL per device for the whole list (a compositor's release points
+   * of a frame), with the rules of {@link Timeline.signal}: point 0 is refused, and unless
+   * `options.allowUnordered` each point must be above its timeline's last submitted point (one
+   * batched DRM_IOCTL_SYNCOBJ_QUERY per device) and above any earlier point of the same timeline in
+   * the list. Everything is checked before anything is signalled (timelines on two devices: two
+   * ioctls; should the second fail, the first's points stay signalled).
+   * @throws TypeError/RangeError for a bad list or point (naming `points[i]`); ClosedError when
+   *   one of the timelines or its device is closed.
+   */
+  static signalAll(points: readonly TimelinePoint[], options?: PointOrderOptions): void {
+    const items = toList<TimelinePoint>(points, 'points');
+    const unordered = toAllowUnordered(options);
+    const timelines = items.map((e, i) => Timeline.#entry(e, i));
+    // A bigint in range needs no checking (nor the argument name built for its error).
+    const list = items.map(({ point: p }, i) => (typeof p === 'bigint' && p > 0n && p <= U64_MAX ? p : toSignalPoint(p, `points[${i}].point`)));
+    timelineSignalAll(timelines, list, unordered);
+  }
+
+  /**
+   * The last signalled point of each timeline (with `lastSubmitted: true`, the last submitted one),
+   * in the list's order: one DRM_IOCTL_SYNCOBJ_QUERY per device.
+   * @throws TypeError for a bad list; ClosedError when one of them or its device is closed.
+   */
+  static queryAll(timelines: readonly Timeline[], options?: QueryOptions): bigint[] {
+    const list = toList<Timeline>(timelines, 'timelines');
+    const flags = toQueryFlags(options);
+    list.forEach((t, i) => {
+      if (!(t instanceof Timeline)) throw new InvalidArgTypeError(`timelines[${i}]`, 'an instance of Timeline', t);
+    });
+    return queryAll(list, flags);
+  }
+
+  static #entry(e: TimelinePoint, i: number): Timeline {
+    if (e === null || typeof e !== 'object' || !(e.timeline instanceof Timeline))
+      throw new InvalidArgTypeError(`points[${i}].timeline`, 'an instance of Timeline', e?.timeline);
+    return e.timeline;
   }
 
   /**
@@ -175,14 +211,8 @@ export class Timeline extends SyncobjResource {
    * @throws ClosedError.
    */
   query(options?: QueryOptions): bigint {
-    const opts = toOptions(options, QUERY_KEYS);
-    if (opts.lastSubmitted !== undefined && typeof opts.lastSubmitted !== 'boolean')
-      throw new InvalidArgTypeError('options.lastSubmitted', 'of type boolean', opts.lastSubmitted);
-    return native.syncobjQuery(
-      this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'),
-      this.liveHandle,
-      opts.lastSubmitted ? F.QUERY_LAST_SUBMITTED : 0,
-    );
+    const flags = toQueryFlags(options);
+    return native.syncobjQuery(this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'), this.liveHandle, flags);
   }
 
   /**
@@ -429,9 +459,7 @@ export class Timeline extends SyncobjResource {
     const timelines: Timeline[] = [];
     const points: bigint[] = [];
     items.forEach((e, i) => {
-      if (e === null || typeof e !== 'object' || !(e.timeline instanceof Timeline))
-        throw new InvalidArgTypeError(`points[${i}].timeline`, 'an instance of Timeline', e?.timeline);
-      timelines.push(e.timeline);
+      timelines.push(Timeline.#entry(e, i));
       points.push(parsePoint(e.point, `points[${i}].point`));
     });
     return { timelines, points };
@@ -592,6 +620,14 @@ const EXPORT_KEYS: OptionKeys<ExportSyncFileOptions> = { materializeTimeoutMs: t
 const ORDER_KEYS: OptionKeys<PointOrderOptions> = { allowUnordered: true };
 
 /** Validates `{ allowUnordered }` options (TypeError for anything else than a boolean). */
+/** QueryOptions as DRM_IOCTL_SYNCOBJ_QUERY flags. */
+function toQueryFlags(options: unknown): number {
+  const opts = toOptions(options as QueryOptions | undefined, QUERY_KEYS);
+  if (opts.lastSubmitted !== undefined && typeof opts.lastSubmitted !== 'boolean')
+    throw new InvalidArgTypeError('options.lastSubmitted', 'of type boolean', opts.lastSubmitted);
+  return opts.lastSubmitted ? F.QUERY_LAST_SUBMITTED : 0;
+}
+
 function toAllowUnordered(options: unknown): boolean {
   const opts = toOptions(options as PointOrderOptions | undefined, ORDER_KEYS);
   if (opts.allowUnordered !== undefined && typeof opts.allowUnordered !== 'boolean')

@@ -102,12 +102,15 @@ export function toAbortSignal(value: unknown, name = 'signal'): AbortSignal | un
   return value;
 }
 
+/** toOptions' answer for undefined: shared and frozen, so that a call without options allocates nothing. */
+const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
+
 /**
- * A plain options object or undefined (→ {}), with no keys but those in `keys` (see
- * {@link checkOptionKeys}): TypeError for a non-object, ERR_INVALID_ARG_VALUE for an unknown key.
+ * A plain options object or undefined (→ an empty, frozen object), with no keys but those in `keys`
+ * (see {@link checkOptionKeys}): TypeError for a non-object, ERR_INVALID_ARG_VALUE for an unknown key.
  */
 export function toOptions<T extends object>(value: T | undefined, keys: OptionKeys<T>, name = 'options'): Partial<T> {
-  if (value === undefined) return {};
+  if (value === undefined) return NO_OPTIONS as Partial<T>;
   if (value === null || typeof value !== 'object') throw new InvalidArgTypeError(name, 'of type object', value);
   checkOptionKeys(value, keys, name);
   return value;

@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <vector>
 
 #include "uapi/drm_syncobj.h"
 #include "util.h"
@@ -19,26 +18,49 @@ namespace es {
 
 namespace {
 
+// An array argument of the kernel's array ioctls, read in place: a TypedArray's own memory (the
+// kernel reads it during the synchronous call; nothing is copied or allocated), or one scalar.
+template <typename T>
+struct Span {
+  const T* data;
+  uint32_t count;
+  T one;  // the scalar form's value; data points here then (so a Span must not be copied)
+  Span() = default;
+  Span(const Span&) = delete;
+  Span& operator=(const Span&) = delete;
+};
+
+template <typename T>
+bool ReadArray(Napi::Value v, napi_typedarray_type type, Span<T>* out) {
+  if (!v.IsTypedArray()) return false;
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  if (a.TypedArrayType() != type) return false;
+  out->data = reinterpret_cast<const T*>(static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  out->count = static_cast<uint32_t>(a.ElementLength());
+  return true;
+}
+
 // A handle list: a number (one handle) or a Uint32Array.
-std::vector<uint32_t> ArgHandles(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Value v = info[i];
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
-    Napi::Uint32Array a = v.As<Napi::Uint32Array>();
-    return std::vector<uint32_t>(a.Data(), a.Data() + a.ElementLength());
-  }
-  return {ArgU32(info, i)};
+void ArgHandles(const Napi::CallbackInfo& info, size_t i, Span<uint32_t>* out) {
+  if (ReadArray(info[i], napi_uint32_array, out)) return;
+  out->one = ArgU32(info, i);
+  out->data = &out->one;
+  out->count = 1;
 }
 
 // A point list: a bigint/number (one point) or a BigUint64Array.
-std::vector<uint64_t> ArgPoints(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Value v = info[i];
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_biguint64_array) {
-    Napi::TypedArray a = v.As<Napi::TypedArray>();
-    const uint64_t* data = reinterpret_cast<const uint64_t*>(static_cast<const uint8_t*>(a.ArrayBuffer().Data()) +
-                                                             a.ByteOffset());
-    return std::vector<uint64_t>(data, data + a.ElementLength());
-  }
-  return {ArgU64(info, i)};
+void ArgPoints(const Napi::CallbackInfo& info, size_t i, Span<uint64_t>* out) {
+  if (ReadArray(info[i], napi_biguint64_array, out)) return;
+  out->one = ArgU64(info, i);
+  out->data = &out->one;
+  out->count = 1;
+}
+
+// Handles at info[i] and points at info[i + 1] (ArgHandles, ArgPoints), of the same length.
+void ArgHandlesPoints(const Napi::CallbackInfo& info, size_t i, Span<uint32_t>* handles, Span<uint64_t>* points) {
+  ArgHandles(info, i, handles);
+  ArgPoints(info, i + 1, points);
+  if (points->count != handles->count) throw Napi::RangeError::New(info.Env(), "handles and points must have the same length");
 }
 
 uint64_t Ptr(const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
@@ -97,10 +119,11 @@ static Napi::Value SyncobjFdToHandle(const Napi::CallbackInfo& info) {
 // number — first_signaled (meaningful without WAIT_ALL), or -ETIME when the absolute timeout passed.
 static Napi::Value SyncobjWait(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  std::vector<uint32_t> handles = ArgHandles(info, 1);
+  Span<uint32_t> handles;
+  ArgHandles(info, 1, &handles);
   es_drm_syncobj_wait args = {};
-  args.handles = Ptr(handles.data());
-  args.count_handles = static_cast<uint32_t>(handles.size());
+  args.handles = Ptr(handles.data);
+  args.count_handles = handles.count;
   args.timeout_nsec = ArgI64(info, 2);
   args.flags = ArgU32(info, 3);
   args.deadline_nsec = ArgU64(info, 4);
@@ -114,14 +137,13 @@ static Napi::Value SyncobjWait(const Napi::CallbackInfo& info) {
 // timeoutNs: bigint, flags, deadlineNs: bigint): number — first_signaled, or -ETIME.
 static Napi::Value SyncobjTimelineWait(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  std::vector<uint32_t> handles = ArgHandles(info, 1);
-  std::vector<uint64_t> points = ArgPoints(info, 2);
-  if (points.size() != handles.size())
-    throw Napi::RangeError::New(info.Env(), "handles and points must have the same length");
+  Span<uint32_t> handles;
+  Span<uint64_t> points;
+  ArgHandlesPoints(info, 1, &handles, &points);
   es_drm_syncobj_timeline_wait args = {};
-  args.handles = Ptr(handles.data());
-  args.points = Ptr(points.data());
-  args.count_handles = static_cast<uint32_t>(handles.size());
+  args.handles = Ptr(handles.data);
+  args.points = Ptr(points.data);
+  args.count_handles = handles.count;
   args.timeout_nsec = ArgI64(info, 3);
   args.flags = ArgU32(info, 4);
   args.deadline_nsec = ArgU64(info, 5);
@@ -133,10 +155,11 @@ static Napi::Value SyncobjTimelineWait(const Napi::CallbackInfo& info) {
 
 static void ArrayIoctl(const Napi::CallbackInfo& info, unsigned long request, const char* name) {
   int fd = ArgFd(info, 0);
-  std::vector<uint32_t> handles = ArgHandles(info, 1);
+  Span<uint32_t> handles;
+  ArgHandles(info, 1, &handles);
   es_drm_syncobj_array args = {};
-  args.handles = Ptr(handles.data());
-  args.count_handles = static_cast<uint32_t>(handles.size());
+  args.handles = Ptr(handles.data);
+  args.count_handles = handles.count;
   int err = Ioctl(fd, request, &args);
   if (err) ThrowErrno(info.Env(), err, name);
 }
@@ -166,17 +189,31 @@ static Napi::Value SyncobjQuery(const Napi::CallbackInfo& info) {
   return U64(info.Env(), point);
 }
 
-// syncobjTimelineSignal(fd, handle, point: bigint): void
-static void SyncobjTimelineSignal(const Napi::CallbackInfo& info) {
+// One DRM_IOCTL_SYNCOBJ_QUERY or _TIMELINE_SIGNAL of the handles and points at info[1], info[2].
+static void TimelineArrayIoctl(const Napi::CallbackInfo& info, unsigned long request, uint32_t flags, const char* name) {
   int fd = ArgFd(info, 0);
-  uint32_t handle = ArgU32(info, 1);
-  uint64_t point = ArgU64(info, 2);
+  Span<uint32_t> handles;
+  Span<uint64_t> points;
+  ArgHandlesPoints(info, 1, &handles, &points);
   es_drm_syncobj_timeline_array args = {};
-  args.handles = Ptr(&handle);
-  args.points = Ptr(&point);
-  args.count_handles = 1;
-  int err = Ioctl(fd, ES_DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &args);
-  if (err) ThrowErrno(info.Env(), err, "DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL");
+  args.handles = Ptr(handles.data);
+  args.points = Ptr(points.data);
+  args.count_handles = handles.count;
+  args.flags = flags;
+  int err = Ioctl(fd, request, &args);
+  if (err) ThrowErrno(info.Env(), err, name);
+}
+
+// syncobjQueryInto(fd, handles: Uint32Array, points: BigUint64Array, flags): void — one QUERY of
+// every handle; the kernel writes the points into `points` (same length) in place.
+static void SyncobjQueryInto(const Napi::CallbackInfo& info) {
+  if (!info[2].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "points must be a BigUint64Array");
+  TimelineArrayIoctl(info, ES_DRM_IOCTL_SYNCOBJ_QUERY, ArgU32(info, 3), "DRM_IOCTL_SYNCOBJ_QUERY");
+}
+
+// syncobjTimelineSignal(fd, handles: number | Uint32Array, points: bigint | BigUint64Array): void
+static void SyncobjTimelineSignal(const Napi::CallbackInfo& info) {
+  TimelineArrayIoctl(info, ES_DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, 0, "DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL");
 }
 
 // syncobjTransfer(fd, srcHandle, srcPoint: bigint, dstHandle, dstPoint: bigint, flags): void
@@ -245,6 +282,7 @@ void InitSyncobj(Napi::Env env, Napi::Object exports) {
   exports.Set("syncobjReset", Napi::Function::New(env, SyncobjReset, "syncobjReset"));
   exports.Set("syncobjSignal", Napi::Function::New(env, SyncobjSignal, "syncobjSignal"));
   exports.Set("syncobjQuery", Napi::Function::New(env, SyncobjQuery, "syncobjQuery"));
+  exports.Set("syncobjQueryInto", Napi::Function::New(env, SyncobjQueryInto, "syncobjQueryInto"));
   exports.Set("syncobjTimelineSignal", Napi::Function::New(env, SyncobjTimelineSignal, "syncobjTimelineSignal"));
   exports.Set("syncobjTransfer", Napi::Function::New(env, SyncobjTransfer, "syncobjTransfer"));
   exports.Set("syncobjEventfd", Napi::Function::New(env, SyncobjEventfd, "syncobjEventfd"));

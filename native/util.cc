@@ -141,14 +141,23 @@ static void Close(const Napi::CallbackInfo& info) {
 // token); if the env is torn down first (worker exit), its cleanup closes it. Records the file's
 // identity (one fstat) for closeOwned. The token is never 0. Never throws for an fd (the caller
 // has just taken ownership): one fstat cannot fail on an open fd, and a closed one is never closed.
-static Napi::Value TrackFd(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0);
-  AddonData* data = GetAddonData(info.Env());
+// Tokens stay below 2^22, so that OwnedFd's token * 2^31 + fd is an exact double (< 2^53).
+static uint32_t Track(AddonData* data, int fd) {
   struct stat st = {};
   if (fstat(fd, &st) == -1) st.st_dev = 0, st.st_ino = 0;
-  if (++data->next_token == 0) data->next_token = 1;
+  if (++data->next_token >= (1u << 22)) data->next_token = 1;
   data->owned_fds[fd] = AddonData::OwnedFd{st.st_dev, st.st_ino, data->next_token};
-  return Napi::Number::New(info.Env(), data->next_token);
+  return data->next_token;
+}
+
+static Napi::Value TrackFd(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  return Napi::Number::New(info.Env(), Track(GetAddonData(info.Env()), fd));
+}
+
+Napi::Value OwnedFd(Napi::Env env, int fd) {
+  uint32_t token = Track(GetAddonData(env), fd);
+  return Napi::Number::New(env, static_cast<double>(token) * 2147483648.0 + fd);
 }
 
 // closeOwned(fd, token): 0 when it closed fd; 1 when fd is not open any more (closed behind its

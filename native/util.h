@@ -61,6 +61,11 @@ int64_t ArgI64(const Napi::CallbackInfo& info, size_t i);
 uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i);
 std::string ArgString(const Napi::CallbackInfo& info, size_t i);
 
+// Records `fd` as owned by a JS object of this env (see trackFd in util.cc) and returns what a
+// native call that creates an fd returns when asked to track it: token * 2^31 + fd, one number
+// (no allocation, one crossing less than create + trackFd). FdResource's constructor splits it.
+Napi::Value OwnedFd(Napi::Env env, int fd);
+
 // u64 → JS BigInt.
 inline Napi::Value U64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 
