@@ -54,23 +54,41 @@ export interface NativeCore {
   POLL: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
 }
 
+const SOURCE_BUILDS = [
+  ['module_root', 'build', 'Release', 'bindings'],
+  ['module_root', 'build', 'Debug', 'bindings'],
+];
+const PREBUILD = ['module_root', 'prebuilds', `${process.platform}-${process.arch}`, 'bindings'];
+
 function load(): unknown {
+  // A source build (build/Release: `npm install` in a checkout, --build-from-source, or no
+  // matching prebuild) comes first; then the prebuilt addon the npm tarball ships for this
+  // platform (scripts/install.js has checked that it loads here).
+  let first: unknown;
   try {
-    return bindings('explicit_sync');
+    return bindings({ bindings: 'explicit_sync', try: [...SOURCE_BUILDS, PREBUILD] });
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new Error(
-      [
-        'explicit-sync: could not load its native addon (build/Release/explicit_sync.node).',
-        `Cause: ${reason}`,
-        'Possible fixes:',
-        '- run `npm install` (or `npx node-gyp rebuild` in the package folder) to build it;',
-        '- it needs Linux, Node.js >= 20.19, python3, make and a C++17 compiler (g++ or clang++);',
-        '- after upgrading Node.js, rebuild: `npm rebuild explicit-sync`.',
-      ].join('\n'),
-      { cause: err },
-    );
+    first = err;
   }
+  // bindings stops at a build that exists but does not load (one made for another architecture,
+  // say, in a tree shared with an arm64 machine): the prebuild for this platform may still.
+  try {
+    return bindings({ bindings: 'explicit_sync', try: [PREBUILD] });
+  } catch {
+    // report the first failure: it names every path tried
+  }
+  const reason = first instanceof Error ? first.message : String(first);
+  throw new Error(
+    [
+      `explicit-sync: could not load its native addon (build/Release/explicit_sync.node, or the prebuilt prebuilds/${process.platform}-${process.arch}/explicit_sync.node).`,
+      `Cause: ${reason}`,
+      'Possible fixes:',
+      '- run `npm install` (or `npx node-gyp rebuild` in the package folder) to build it; `npm install --build-from-source` compiles even where a prebuild exists;',
+      '- a source build needs Linux, Node.js >= 20.19, python3, make and a C++17 compiler (g++ or clang++);',
+      '- after upgrading Node.js, rebuild: `npm rebuild explicit-sync`.',
+    ].join('\n'),
+    { cause: first },
+  );
 }
 
 const binding = load();

@@ -12,6 +12,9 @@
 
 #include <cmath>
 
+// Compile-time checks of every carried uapi layout for the target being built.
+#include "uapi/abi.h"
+
 namespace es {
 
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }

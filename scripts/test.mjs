@@ -2,7 +2,7 @@
 // `npm test`: build, run the host tests, run the kernel tests inside the VM (or directly where
 // this machine has /dev/dri), and end with one line of totals: "N passed, M failed".
 //
-//   node scripts/test.mjs [--host-only | --vm-only | --pack-only] [--no-pack] [--no-build] [--direct]
+//   node scripts/test.mjs [--host-only | --vm-only | --pack-only | --build-only] [--no-pack] [--no-build] [--direct]
 //                         [--kernel <6.1|6.12|newest|release>[,<…>]] [--kernels]
 //
 // --direct runs the kernel tests on this machine's own /dev/dri instead of booting the VM (the
@@ -19,6 +19,7 @@
 // are dist-test/vm plus dist-test/conformance on the nodes found, and in the VM any skip fails.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -38,6 +39,14 @@ if (kernelAt !== -1) {
 const args = new Set(argv);
 if (args.has('--kernels')) kernels = ['6.1', '6.12', 'newest'];
 const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
+
+// The kernel tests run on the Node that runs this script (the guest sees the host's tree), with
+// its directory first on the guest's PATH so that tests spawning `node` get the same one
+// (`npm run test:node` runs this script on other Node versions).
+function guestNode() {
+  const { GUEST_PATH } = createRequire(import.meta.url)('../dist/vm/guest-env.js');
+  return ['--env', `PATH=${dirname(process.execPath)}:${GUEST_PATH}`, '--', process.execPath];
+}
 
 function step(title) {
   process.stderr.write(`\n== ${title}\n`);
@@ -135,6 +144,8 @@ const add = (r) => {
 };
 
 if (!args.has('--no-build')) build();
+if (args.has('--build-only')) process.exit(0);
+step(`tests on Node ${process.version}`);
 
 if (!args.has('--vm-only') && !args.has('--pack-only')) {
   add(await suite('host tests', process.execPath, [mocha, 'dist-test/host/**/*.test.mjs'], { skipsFail: false }));
@@ -165,7 +176,7 @@ if (!args.has('--host-only') && !args.has('--pack-only')) {
   if (conformance !== undefined) {
     // EXPLICIT_SYNC_DEVICE is forwarded into the VM like every EXPLICIT_SYNC_* variable.
     const title = `conformance tests on ${conformance}${direct ? '' : ' (in the VM)'}`;
-    const argv = direct ? vmTests : [join(root, 'bin', 'explicit-sync.js'), 'vm', ...VM_TIMEOUT, '--', 'node', ...vmTests];
+    const argv = direct ? vmTests : [join(root, 'bin', 'explicit-sync.js'), 'vm', ...VM_TIMEOUT, ...guestNode(), ...vmTests];
     add(await suite(title, process.execPath, argv, { skipsFail: false }));
   } else if (direct) {
     add(await suite('kernel tests (this machine\'s /dev/dri)', process.execPath, vmTests, { skipsFail: false }));
@@ -175,7 +186,7 @@ if (!args.has('--host-only') && !args.has('--pack-only')) {
     for (const kernel of kernels) {
       const started = Date.now();
       const title = kernels.length === 1 && kernel === '6.12' ? 'kernel tests (in the VM)' : `kernel tests (in the VM, kernel ${kernel})`;
-      const r = await suite(title, process.execPath, [cli, 'vm', ...VM_TIMEOUT, '--kernel', kernel, '--', 'node', ...vmTests], {
+      const r = await suite(title, process.execPath, [cli, 'vm', ...VM_TIMEOUT, '--kernel', kernel, ...guestNode(), ...vmTests], {
         skipsFail: true,
         retryVmDeath: true,
       });
