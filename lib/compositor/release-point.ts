@@ -143,7 +143,7 @@ class Core {
       });
     }
     if (releaseChannel.hasSubscribers)
-      publishRelease({ op: 'pay', timeline: this.timeline, point: this.point, via: outcome.via, fences: pending, site: this.site });
+      publishRelease({ op: 'pay', timeline: this.timeline, point: this.point, via: outcome.via, fences: this.fences, site: this.site });
     for (const f of this.fences) f.close();
     this.fences.length = 0;
     this.paidOutcome = outcome;
