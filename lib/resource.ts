@@ -17,7 +17,7 @@ import { ClosedError, FdLostError } from './errors';
 import { CreationSite, creationSite, formatSite, reportLeak } from './leaks';
 import { native } from './native';
 import { objectChannel, publishObject } from './trace/channels';
-import { labelled, toLabel } from './trace/labels';
+import { applyLabel, labelled } from './trace/labels';
 
 /**
  * @internal Key of the static factories that wrap what this library itself just created, unchecked
@@ -87,8 +87,7 @@ export abstract class FdResource implements Disposable {
 
   /** Names this object for errors, diagnostics_channel events, `util.inspect` and inspect(). Returns this. */
   setLabel(label: string): this {
-    this.#held.label = toLabel(label);
-    if (objectChannel.hasSubscribers) publishObject('label', this);
+    applyLabel(this.#held, this, label);
     return this;
   }
 

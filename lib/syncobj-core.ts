@@ -13,7 +13,7 @@ import { NativeCore, nativeFamily } from './native';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions, toTimeoutMs, toU64 } from './validate';
 import { PointWaitOptions, WaitMechanism } from './syncobj-wait';
 import { objectChannel, publishObject } from './trace/channels';
-import { labelled, toLabel } from './trace/labels';
+import { applyLabel, labelled, toLabel } from './trace/labels';
 import { ASYNC_WAIT_KEYS, ParsedWait, SYNC_WAIT_KEYS, abortError, parseWait as parseWaitOptions } from './watcher';
 
 /** native/syncobj.cc */
@@ -256,15 +256,14 @@ export abstract class SyncobjResource implements Disposable {
     if (objectChannel.hasSubscribers) publishObject('open', this);
   }
 
-  /** The label given at creation or with {@link setLabel}, if any: shown in errors, events and inspect(). */
+  /** The syncobj's label (`{ label }` at creation or import, or {@link setLabel}), if any. */
   get label(): string | undefined {
     return this.#held.label;
   }
 
-  /** Names this object for errors, diagnostics_channel events, `util.inspect` and inspect(). Returns this. */
+  /** Names the syncobj in errors, diagnostics_channel events, `util.inspect` and inspect(); returns it. */
   setLabel(label: string): this {
-    this.#held.label = toLabel(label);
-    if (objectChannel.hasSubscribers) publishObject('label', this);
+    applyLabel(this.#held, this, label);
     return this;
   }
 

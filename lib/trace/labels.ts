@@ -5,6 +5,7 @@
  * @module
  */
 import { InvalidArgTypeError, OutOfRangeError } from '../validate';
+import { objectChannel, publishObject } from './channels';
 
 /** Longest label, in UTF-16 code units (kernel names are shorter: see DmaBuf#setLabel). */
 export const MAX_LABEL_LENGTH = 256;
@@ -19,4 +20,10 @@ export function toLabel(value: unknown, name = 'label'): string {
 /** `what` with the label quoted after it: "Timeline 'client 3 acquire'" (just `what` without one). */
 export function labelled(what: string, label: string | undefined): string {
   return label === undefined || label === '' ? what : `${what} '${label}'`;
+}
+
+/** Sets `held.label` (validated) for `obj`'s setLabel(), and publishes the 'label' object event. */
+export function applyLabel(held: { label?: string }, obj: object, label: unknown): void {
+  held.label = toLabel(label);
+  if (objectChannel.hasSubscribers) publishObject('label', obj);
 }

@@ -27,7 +27,7 @@ import {
   ReleasePoint,
 } from 'explicit-sync';
 import { shouldReject } from '../helpers.mjs';
-import { openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
+import { openTimelineDevice, suiteDevices, vgemFence } from './syncobj-helpers.mjs';
 import { describeWith, expectNoDeviceWith, expectNoVkms, has } from './kernel-features.mjs';
 
 /** Collects the wait channel's settled contexts while `fn` runs. */
@@ -52,17 +52,11 @@ async function collectWaits(fn: () => Promise<void>): Promise<WaitContext[]> {
 
 describeWith(['timeline', 'vgem'], 'flight recorder (kernel: virtio_gpu timelines, vgem fences)', function () {
   this.timeout(60000);
+  const devices = suiteDevices();
   let dev: Device;
   let vgem: VgemDevice;
-  before(() => {
-    dev = openTimelineDevice();
-    vgem = VgemDevice.open();
-  });
-  after(() => {
-    disableInspect();
-    vgem.close();
-    dev.close();
-  });
+  before(() => ({ dev, vgem } = devices));
+  after(() => disableInspect());
 
   it('explicit-sync:wait: a timeline wait, start to resolve, with its label, mechanism and the timeline before and after', async () => {
     using tl = dev.createTimeline({ label: 'acquire' });
@@ -247,6 +241,7 @@ describeWith(['timeline', 'vkms'], 'trace of a compositor-kit frame (kernel: vir
       // The next frame displaces it: the release is paid from this commit's out-fence.
       const r2 = kms.atomic().setPlane(out.plane, out.crtc, fbA).outFence(out.crtc).commit({ nonblock: true, pageFlipEvent: true });
       scanout.committed(r2.outFence!);
+      surface.destroySurface(); // the client goes away: the surface's own use of buffer-1 ends too
       await r2.flip;
       r1.outFence!.close();
       r2.outFence!.close();
