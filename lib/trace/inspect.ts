@@ -14,7 +14,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ownedFds } from '../census';
-import { CHANNELS, ObjectEvent, ObjectRef, ReleaseEvent, WaitContext, nowNs, objectId, ref } from './channels';
+import { CHANNELS, KmsFlipContext, ObjectEvent, ObjectRef, ReleaseEvent, WaitContext, nowNs, objectId, ref } from './channels';
 
 /** @internal Key of the pending-wait count of objects with wait queues (Timeline, Syncobj, SyncFile). */
 export const kPendingWaits: unique symbol = Symbol('explicit-sync.pendingWaits');
@@ -36,6 +36,7 @@ export type WaitVerdict = 'never submitted' | 'submitted, not signalled' | 'rele
 export interface InspectWait {
   object: ObjectRef;
   point: string | undefined;
+  /** 'signaled' or 'available'; 'flip' for a pending KMS page flip. */
   mode: string;
   mechanism: string;
   waitingMs: number;
@@ -106,6 +107,15 @@ const waitHandlers = {
   error: (ctx: WaitContext): void => void waits.delete(ctx),
 };
 const waitChannel = diagnosticsChannel.tracingChannel<string, WaitContext>(CHANNELS.wait);
+const flips = new Set<KmsFlipContext>();
+const flipHandlers = {
+  start: (ctx: KmsFlipContext): void => void flips.add(ctx),
+  end: (): void => undefined,
+  asyncStart: (): void => undefined,
+  asyncEnd: (ctx: KmsFlipContext): void => void flips.delete(ctx),
+  error: (ctx: KmsFlipContext): void => void flips.delete(ctx),
+};
+const flipChannel = diagnosticsChannel.tracingChannel<string, KmsFlipContext>(CHANNELS.kmsFlip);
 
 /** Starts the census (idempotent): objects opened and waits started from now on are listed by {@link inspect}. */
 export function enableInspect(): void {
@@ -115,6 +125,7 @@ export function enableInspect(): void {
   diagnosticsChannel.subscribe(CHANNELS.object, onObject);
   diagnosticsChannel.subscribe(CHANNELS.release, onRelease);
   waitChannel.subscribe(waitHandlers);
+  flipChannel.subscribe(flipHandlers);
 }
 
 /** Stops the census and forgets what it knew. */
@@ -124,8 +135,10 @@ export function disableInspect(): void {
   diagnosticsChannel.unsubscribe(CHANNELS.object, onObject);
   diagnosticsChannel.unsubscribe(CHANNELS.release, onRelease);
   waitChannel.unsubscribe(waitHandlers);
+  flipChannel.unsubscribe(flipHandlers);
   objects.clear();
   waits.clear();
+  flips.clear();
   owed.clear();
 }
 
@@ -147,12 +160,17 @@ function verdictOf(w: WaitContext): { verdict: WaitVerdict; detail: string } {
       const levels = `last submitted ${sub}, last signalled ${sig}`;
       for (const r of owed.values())
         if (r.timeline.id === w.object.id && r.point >= w.point)
-          return { verdict: 'release owed', detail: `this process owes point ${r.point} (ReleasePoint made at ${r.site ?? '?'}); ${levels}` };
+          return {
+            verdict: 'release owed',
+            detail: `this process owes point ${r.point} (ReleasePoint made at ${r.site ?? '?'}); ${levels}`,
+          };
       const submitted = w.mode === 'signaled' && t.isAvailable!(w.point);
       return { verdict: submitted ? 'submitted, not signalled' : 'never submitted', detail: levels };
     }
     if (typeof t.hasFence === 'function' && t.closed !== true)
-      return t.hasFence() && w.mode === 'signaled' ? { verdict: 'submitted, not signalled', detail: 'the syncobj holds an unsignalled fence' } : { verdict: 'never submitted', detail: 'the syncobj holds no fence' };
+      return t.hasFence() && w.mode === 'signaled'
+        ? { verdict: 'submitted, not signalled', detail: 'the syncobj holds an unsignalled fence' }
+        : { verdict: 'never submitted', detail: 'the syncobj holds no fence' };
     if (typeof t.info === 'function' && t.closed !== true) {
       const fences = t.info().fences.map((f) => `${f.driver}:${f.timeline}`);
       return { verdict: 'submitted, not signalled', detail: `fences ${fences.join(', ')}` };
@@ -191,14 +209,22 @@ export function inspect(): InspectReport {
     pid: process.pid,
     enabled: wasEnabled,
     objects: out,
-    waits: [...waits].map((w) => ({
+    waits: [...waits].map((w): InspectWait => ({
       object: { ...w.object, label: ref(w.target).label },
       point: w.point?.toString(),
       mode: w.mode,
       mechanism: w.mechanism,
       waitingMs: ms(w.startNs, now),
       ...verdictOf(w),
-    })),
+    })).concat([...flips].map((f): InspectWait => ({
+      object: f.device,
+      point: undefined,
+      mode: 'flip',
+      mechanism: 'DRM event',
+      waitingMs: ms(f.startNs, now),
+      verdict: 'flip pending' as const,
+      detail: `commit ${f.commit}, CRTCs ${f.crtcs.join(', ')}`,
+    }))),
     releases: [...owed.values()].map((r) => ({ timeline: r.timeline, point: r.point.toString(), owedMs: ms(r.ns, now), site: r.site })),
     fds: ownedFds(),
   };

@@ -204,7 +204,8 @@ export function toChromeTrace(records: readonly TraceRecord[], options: ChromeTr
       case 'signal': {
         const e = rec.event;
         const at = e.point !== undefined ? ` @${e.point}` : '';
-        instants.push({ key: objKey(e.object), name: `${e.op}${at}`, cat: 'signal', ns: e.ns, args: { lastSubmitted: plain(e.lastSubmitted), lastSignaled: plain(e.lastSignaled) } });
+        const args = { lastSubmitted: plain(e.lastSubmitted), lastSignaled: plain(e.lastSignaled) };
+        instants.push({ key: objKey(e.object), name: `${e.op}${at}`, cat: 'signal', ns: e.ns, args });
         break;
       }
       case 'sync-file': {
@@ -226,12 +227,23 @@ export function toChromeTrace(records: readonly TraceRecord[], options: ChromeTr
         const e = rec.event;
         const key = `kms#${e.device.id}`;
         tracks.name(key, `${trackName(e.device)} commits`);
+        const outs = e.outFences ?? [];
         const slice: Slice = {
-          key, name: `commit${e.testOnly ? ' (test only)' : ''}${e.error ? ` failed: ${e.error}` : ''}`, cat: 'kms', start: e.startNs, end: e.endNs,
-          args: { commit: plain(e.commit), nonblock: e.nonblock, inFences: e.inFences.map((s) => `SyncFile #${s.id}`), outFences: (e.outFences ?? []).map((o) => `SyncFile #${o.syncFile.id} (object ${o.objectId})`) },
+          key,
+          name: `commit${e.testOnly ? ' (test only)' : ''}${e.error ? ` failed: ${e.error}` : ''}`,
+          cat: 'kms',
+          start: e.startNs,
+          end: e.endNs,
+          args: {
+            commit: plain(e.commit),
+            nonblock: e.nonblock,
+            inFences: e.inFences.map((s) => `SyncFile #${s.id}`),
+            outFences: outs.map((o) => `SyncFile #${o.syncFile.id} (object ${o.objectId})`),
+          },
         };
         slices.push(slice);
-        commits.push({ slice, device: e.device.id, commit: e.commit, inFences: e.inFences.map((s) => s.id), outFences: (e.outFences ?? []).map((o) => o.syncFile.id) });
+        const inFences = e.inFences.map((s) => s.id);
+        commits.push({ slice, device: e.device.id, commit: e.commit, inFences, outFences: outs.map((o) => o.syncFile.id) });
         break;
       }
       case 'kms-flip': {
@@ -253,7 +265,9 @@ export function toChromeTrace(records: readonly TraceRecord[], options: ChromeTr
         else {
           const start = owed.get(k)?.ns ?? e.ns;
           owed.delete(k);
-          const slice: Slice = { key: objKey(e.timeline), name: `release @${e.point} owed → paid (${e.via})`, cat: 'release', start, end: e.ns, args: { via: e.via, site: e.site, fences: (e.fences ?? []).map((f) => `SyncFile #${f.id}`) } };
+          const fences = (e.fences ?? []).map((f) => `SyncFile #${f.id}`);
+          const name = `release @${e.point} owed → paid (${e.via})`;
+          const slice: Slice = { key: objKey(e.timeline), name, cat: 'release', start, end: e.ns, args: { via: e.via, site: e.site, fences } };
           slices.push(slice);
           releases.push({ slice, fences: (e.fences ?? []).map((f) => f.id) });
         }
@@ -283,21 +297,24 @@ export function toChromeTrace(records: readonly TraceRecord[], options: ChromeTr
   tracks.name('gc', 'GC backstop');
 
   const events: ChromeTraceEvent[] = [];
+  const dur = (s: Slice): number => Math.max(us(s.end - s.start), 1);
   slices.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   for (const s of slices) {
     s.tid = tracks.place(s.key, s.start, s.end);
-    const dur = Math.max(us(s.end - s.start), 1);
-    events.push({ name: s.name, ph: 'X', cat: s.cat, ts: us(s.start), dur, pid, tid: s.tid, args: clean(s.args) });
+    events.push({ name: s.name, ph: 'X', cat: s.cat, ts: us(s.start), dur: dur(s), pid, tid: s.tid, args: clean(s.args) });
   }
   for (const i of instants)
     events.push({ name: i.name, ph: 'i', s: 't', cat: i.cat, ts: us(i.ns), pid, tid: tracks.base(i.key), args: clean(i.args) });
 
-  // Flows: acquire wait → commit → flip → release.
+  // Flows: acquire wait → commit → flip → release. An arrow leaves its slice where it ended (the
+  // wait resolved, the flip came) and enters the next where it started, or where a release slice
+  // ends (the payment): just inside each slice, so that the viewer binds it there.
   let flowId = 0;
+  const inside = (s: Slice, atEnd: boolean): number => (atEnd ? us(s.start) + dur(s) - Math.min(0.5, dur(s) / 2) : us(s.start));
   const flow = (from: Slice, to: Slice, name: string): void => {
     const id = ++flowId;
-    events.push({ name, ph: 's', cat: 'flow', id, ts: us(from.start), pid, tid: from.tid! });
-    events.push({ name, ph: 'f', bp: 'e', cat: 'flow', id, ts: us(to.start), pid, tid: to.tid! });
+    events.push({ name, ph: 's', cat: 'flow', id, ts: inside(from, true), pid, tid: from.tid! });
+    events.push({ name, ph: 'f', bp: 'e', cat: 'flow', id, ts: inside(to, to.cat === 'release'), pid, tid: to.tid! });
   };
   for (const c of commits) {
     const acquired = new Set<Slice>();

@@ -91,11 +91,14 @@ describe('flight recorder (host)', () => {
       expect(slices.some((s) => s.tid === f.tid && s.ts <= f.ts && f.ts <= s.ts + s.dur!), `${f.name} ${f.ph}`).to.equal(true);
     // The acquire flow starts at the 'signaled' wait on the point the in-fence came from.
     const start = events.find((e) => e.ph === 's' && e.name === 'acquire → commit')!;
-    const from = slices.find((s) => s.tid === start.tid && s.ts === start.ts)!;
+    const from = slices.find((s) => s.tid === start.tid && s.ts <= start.ts && start.ts <= s.ts + s.dur!)!;
     expect(from.name).to.equal('wait @1 signaled → resolved');
     const release = slices.find((s) => s.name.startsWith('release @1'))!;
     expect(release.dur).to.equal(16999);
     expect(events.find((e) => e.name === 'signal @1')).to.include({ ph: 'i' });
+    // The release arrow enters where the release was paid (the end of its slice), after the flip.
+    const end = events.find((e) => e.ph === 'f' && e.name === 'flip → release')!;
+    expect(end.ts).to.be.above(release.ts + release.dur! - 1);
   });
 
   it('startTrace / stopTrace: one at a time; the file is the trace', () => {
