@@ -23,7 +23,8 @@ const now = () => process.hrtime.bigint();
 async function measure(op, n = args.iterations) {
   const isAsync = op() instanceof Promise;
   if (isAsync) await op();
-  const times = { none: [], subscriber: [], recording: [] };
+  // A library without the flight recorder (an older build, for the baseline) has only 'none'.
+  const times = CHANNELS === undefined ? { none: [] } : { none: [], subscriber: [], recording: [] };
   for (let b = 0; b < args.batches; b++) {
     for (const mode of Object.keys(times)) {
       if (mode === 'subscriber') subscribeAll(true);
@@ -37,7 +38,7 @@ async function measure(op, n = args.iterations) {
     }
   }
   const median = (a) => a.sort((x, y) => x - y)[a.length >> 1];
-  return { none: median(times.none), subscriber: median(times.subscriber), recording: median(times.recording) };
+  return { none: median(times.none), subscriber: times.subscriber && median(times.subscriber), recording: times.recording && median(times.recording) };
 }
 
 const noop = () => undefined;
@@ -51,7 +52,7 @@ function subscribeAll(on) {
 
 const dev = Device.open({ require: ['timeline'] });
 const vgem = VgemDevice.open();
-const tl = dev.createTimeline({ label: 'bench' });
+const tl = dev.createTimeline();
 const bo = vgem.createBuffer({ width: 4, height: 4 });
 const buf = bo.exportDmaBuf();
 const signalled = buf.exportSyncFile('readwrite'); // no fence on the buffer: already signalled
@@ -71,7 +72,7 @@ for (const [name, op] of Object.entries(ops)) {
   rows.push({ op: name, ...(await measure(op)) });
 }
 
-const fmt = (ns) => `${(ns / 1000).toFixed(2)} µs`;
+const fmt = (ns) => (ns === undefined ? '-' : `${(ns / 1000).toFixed(2)} µs`);
 process.stdout.write(`ops: ${args.iterations} per batch, median of ${args.batches} batches\n`);
 process.stdout.write(`${'operation'.padEnd(32)} ${'no subscriber'.padStart(14)} ${'subscriber'.padStart(12)} ${'startTrace'.padStart(12)}\n`);
 for (const r of rows)

@@ -10,6 +10,7 @@ import { MAX_DEADLINE_AHEAD_MS, monotonicNow, toDeadline } from './clock';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions } from './validate';
 import { kPendingWaits } from './trace/inspect';
 import { mergeChannel, publishMerge, traceWait, waitChannel } from './trace/channels';
+import { labelled } from './trace/labels';
 import { ASYNC_WAIT_KEYS, FdWaitQueue, ParsedWait, SYNC_WAIT_KEYS, TimeOptions, WaitOptions, parseWait } from './watcher';
 
 /** What SYNC_IOC_FILE_INFO reports, as native/sync_file.cc returns it. */
@@ -126,9 +127,9 @@ export function parseSyncFileWait(options: unknown, blocking = false): ParsedWai
 }
 
 /** The timeout message of a sync_file wait. */
-function timeoutMessage(w: ParsedWait): string {
+function timeoutMessage(w: ParsedWait, label: string | undefined): string {
   const bound = w.deadline !== undefined ? 'by its deadline' : `within ${w.timeoutMs} ms`;
-  return `ETIME: sync_file did not signal ${bound}`;
+  return `ETIME: ${labelled('sync_file', label)} did not signal ${bound}`;
 }
 
 /** @internal Module-private key of SyncFile's wait on already parsed options (for DmaBuf). */
@@ -443,7 +444,7 @@ export class SyncFile extends FdResource {
         timeoutMs: w.timeoutMs,
         signal: w.signal,
         ref: w.ref,
-        onTimeout: () => new TimeoutError('poll', { operation: 'wait', message: timeoutMessage(w) }),
+        onTimeout: () => new TimeoutError('poll', { operation: 'wait', message: timeoutMessage(w, this.label) }),
       });
     return waitChannel.hasSubscribers ? traceWait(this, undefined, 'signaled', 'uv_poll', w.timeoutMs, start, () => (this.closed ? undefined : signalTime(fd))) : start();
   }
@@ -474,7 +475,7 @@ export class SyncFile extends FdResource {
       }
       if (left <= POLL_MAX_MS) break;
     }
-    throw new TimeoutError('poll', { operation: 'waitSync', message: timeoutMessage(w) });
+    throw new TimeoutError('poll', { operation: 'waitSync', message: timeoutMessage(w, this.label) });
   }
 
   protected override beforeClose(): void {

@@ -18,6 +18,7 @@ import {
   VgemDevice,
   inspect,
   disableInspect,
+  enableInspect,
   startTrace,
   stopTrace,
   type ObjectEvent,
@@ -203,14 +204,19 @@ describeWith(['timeline', 'vkms'], 'trace of a compositor-kit frame (kernel: vir
   it('await using a KmsDevice drains its pending page flip', async () => {
     let flip: Promise<unknown> | undefined;
     let flipped = false;
+    enableInspect();
     {
       await using kms = KmsDevice.open({ driver: 'vkms' });
       const out = kms.pickOutput();
       const fb = kms.createFramebuffer({ width: out.mode.width, height: out.mode.height });
       flip = kms.atomic().modeset(out).setPlane(out.plane, out.crtc, fb).commit({ allowModeset: true, pageFlipEvent: true }).flip!;
       flip.then(() => (flipped = true), () => undefined);
+      expect(inspect().waits.filter((w) => w.verdict === 'flip pending')).to.have.length(1);
+      expect(utilInspect(kms)).to.include('pendingFlips: 1');
     }
     expect(flipped).to.equal(true);
+    expect(inspect().waits).to.have.length(0);
+    disableInspect();
   });
 
   it('the trace loads as Chrome JSON and links acquire -> commit -> flip -> release', async () => {
