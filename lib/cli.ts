@@ -1,24 +1,20 @@
 /**
- * The `explicit-sync` command line. Each subcommand is a CliCommand in its own module, listed in
- * COMMANDS; adding one (e.g. `doctor`) means writing its module and adding it there.
+ * The `explicit-sync` command line. Each subcommand is a module that registers a CliCommand with
+ * the registry (lib/cli/registry.ts); this entry point imports them, in `help` order, and
+ * dispatches. Adding one means writing its module and importing it here.
  */
-import { doctorCommand } from './doctor';
-import { vmCommand } from './vm/command';
+import { findCommand, registeredCommands } from './cli/registry';
+import './vm/command';
+import './doctor';
+import './cli/trace';
+import './cli/inspect';
 
-/** A subcommand of the CLI. */
-export interface CliCommand {
-  name: string;
-  /** One line for `explicit-sync help`. */
-  summary: string;
-  /** Runs with the arguments after the subcommand's name; resolves to the process exit status. */
-  run(argv: readonly string[]): Promise<number>;
-}
-
-const COMMANDS: readonly CliCommand[] = [vmCommand, doctorCommand];
+export type { CliCommand } from './cli/registry';
 
 function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length), 'help'.length);
-  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  const commands = registeredCommands();
+  const width = Math.max(...commands.map((c) => c.name.length), 'help'.length);
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   lines.push(`  ${'help'.padEnd(width)}  show this help, or \`help <command>\` for a command's options`);
   return `Usage: explicit-sync <command> [options]\n\nCommands:\n${lines.join('\n')}\n`;
 }
@@ -27,12 +23,12 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    const topic = name === 'help' && rest[0] !== undefined ? findCommand(rest[0]) : undefined;
     if (topic !== undefined) return topic.run(['--help']);
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  const command = findCommand(name);
   if (command === undefined) {
     process.stderr.write(`explicit-sync: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
     return 2;

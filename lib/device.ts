@@ -340,6 +340,17 @@ export class Device extends FdResource {
     this[kDeviceCloseHooks].clear();
   }
 
+  /**
+   * `await using device = Device.open()`: closes the device like close(), so that pending waits on
+   * its timelines and syncobjs reject with ClosedError, and resolves once those rejections have
+   * been delivered (their handlers ran): after it nothing of this device is pending.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const pending = this[kDeviceCloseHooks].size > 0;
+    this[Symbol.dispose]();
+    if (pending) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
   /** @internal */
   toString(): string {
     return `Device(${this.path}, ${this.driver.name})`;

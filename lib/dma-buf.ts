@@ -8,7 +8,9 @@ import { ClosedError, ExplicitSyncError, UnsupportedError, errnoNumber, wrongFdE
 import { NativeCore, nativeFamily } from './native';
 import { FdResource, kAdopt } from './resource';
 import { SyncFile, SyncFileWaitOptions, kWaitParsed, parseSyncFileWait, toDupOption, toSyncFiles } from './sync-file';
-import { toEnum, toFd } from './validate';
+import { publishSyncFile, syncFileChannel } from './trace/channels';
+import { toLabel } from './trace/labels';
+import { OutOfRangeError, toEnum, toFd } from './validate';
 
 /** native/dma_buf.cc */
 interface NativeDmaBuf {
@@ -18,6 +20,7 @@ interface NativeDmaBuf {
   dmaBufExportSyncFile(fd: number, flags: number, track?: boolean): number;
   dmaBufImportSyncFile(fd: number, flags: number, syncFileFd: number): void;
   dmaBufSync(fd: number, flags: number): void;
+  dmaBufSetName(fd: number, name: string): void;
   dmaBufMap(fd: number, size: number): Buffer;
   dmaBufUnmap(mapping: Buffer): void;
   DMA_BUF_SYNC: { READ: number; WRITE: number; START: number; END: number };
@@ -133,9 +136,11 @@ export class DmaBuf extends FdResource {
   exportSyncFile(access: DmaBufAccess = 'readwrite'): SyncFile {
     const flags = accessFlags(access, 'access');
     const fd = this.openFd('DMA_BUF_IOCTL_EXPORT_SYNC_FILE');
-    return SyncFile[kAdopt](
+    const sf = SyncFile[kAdopt](
       syncFileIoctl('DMA_BUF_IOCTL_EXPORT_SYNC_FILE', () => native.dmaBufExportSyncFile(fd, flags, true)),
     );
+    if (syncFileChannel.hasSubscribers) publishSyncFile('export', this, undefined, [sf], access);
+    return sf;
   }
 
   /**
@@ -160,6 +165,22 @@ export class DmaBuf extends FdResource {
     } finally {
       merged?.close();
     }
+    if (syncFileChannel.hasSubscribers) publishSyncFile('import', this, undefined, files, access);
+  }
+
+  /**
+   * Names the buffer: its label (errors, events, `util.inspect`, inspect()) and its kernel name
+   * (DMA_BUF_SET_NAME, Linux ≥ 5.8), which /proc/PID/fdinfo shows on a `name:` line and debugfs
+   * `dma_buf/bufinfo` lists, in this and every process that has the buffer. The kernel keeps at
+   * most 31 bytes: a longer name is a RangeError.
+   * @throws RangeError (ERR_OUT_OF_RANGE) for a name over 31 bytes; ExplicitSyncError from the
+   *   ioctl ('ENOTTY' before Linux 5.8); ClosedError after close().
+   */
+  override setLabel(label: string): this {
+    const name = toLabel(label);
+    if (Buffer.byteLength(name) > 31) throw new OutOfRangeError('label', 'at most 31 bytes long (the kernel\'s DMA_BUF_NAME_LEN)', name);
+    native.dmaBufSetName(this.openFd('DMA_BUF_SET_NAME'), name);
+    return super.setLabel(name);
   }
 
   /**

@@ -10,8 +10,8 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { arch, release } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import type { CliCommand } from './cli';
 import { probeKms, renderKms, type DoctorKms } from './doctor-kms';
+import { CliCommand, registerCommand } from './cli/registry';
 import type { DeviceCaps, DriverInfo, NodeKind } from './device';
 import type { SyncobjFeatures } from './syncobj-core';
 import type * as Library from './index';
@@ -732,9 +732,9 @@ async function runDoctor(argv: readonly string[]): Promise<number> {
   return report.core ? 0 : 1;
 }
 
-/** The `doctor` subcommand, registered in lib/cli.ts. */
-export const doctorCommand: CliCommand = {
+/** The `doctor` subcommand. */
+export const doctorCommand: CliCommand = registerCommand({
   name: 'doctor',
   summary: 'probe what works here: kernel, DRM nodes, dma-buf sources, library features (--json)',
   run: runDoctor,
-};
+});

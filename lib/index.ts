@@ -48,3 +48,40 @@ export type { PeerCredentials, SendableFd, UnixSocketOptions } from './unix-sock
 export { UnixServer } from './unix-server';
 export type { ListenOptions } from './unix-server';
 export { FdMessage, ReceivedFd } from './received-fd';
+export { CHANNELS } from './trace/channels';
+export type {
+  KmsCommitContext,
+  KmsFlipContext,
+  MergeEvent,
+  ObjectEvent,
+  ObjectRef,
+  ReleaseEvent,
+  SignalEvent,
+  SyncFileEvent,
+  TransferEvent,
+  WaitContext,
+} from './trace/channels';
+export { startTrace, stopTrace, isTracing } from './trace/recorder';
+export type { StartTraceOptions, StopTraceOptions } from './trace/recorder';
+export type { ChromeTrace, ChromeTraceEvent } from './trace/perfetto';
+export { disableInspect, enableInspect, formatInspect, inspect, inspectReportPath, installInspectSignal } from './trace/inspect';
+export type { InspectObject, InspectRelease, InspectReport, InspectWait, WaitVerdict } from './trace/inspect';
+export { MAX_LABEL_LENGTH } from './trace/labels';
+
+// util.inspect views of every public object (lib/trace/views.ts).
+import { installViews } from './trace/views';
+import { FdResource as _FdResource } from './resource';
+import { SyncobjResource as _SyncobjResource } from './syncobj-core';
+import { VgemBuffer as _VgemBuffer, VgemFence as _VgemFence } from './vgem';
+import { KmsAtomicRequest as _KmsAtomicRequest, KmsFramebuffer as _KmsFramebuffer, KmsObject as _KmsObject } from './kms';
+import {
+  ReleaseHold as _ReleaseHold,
+  ReleasePoint as _ReleasePoint,
+  ScanoutReleases as _ScanoutReleases,
+  SurfaceCommit as _SurfaceCommit,
+  SurfaceSync as _SurfaceSync,
+} from './compositor';
+installViews([
+  _FdResource, _SyncobjResource, _VgemBuffer, _VgemFence, _KmsAtomicRequest, _KmsFramebuffer, _KmsObject,
+  _ReleaseHold, _ReleasePoint, _ScanoutReleases, _SurfaceCommit, _SurfaceSync,
+]);

@@ -13,6 +13,7 @@
  * @internal
  */
 import { sep } from 'node:path';
+import { objectChannel, publishGc } from './trace/channels';
 
 /** At most one summary warning per this many milliseconds. */
 export const LEAK_REPORT_INTERVAL_MS = 1000;
@@ -99,6 +100,7 @@ function flush(): void {
  * what was released. Called from FinalizationRegistry callbacks.
  */
 export function reportLeak(kind: string, message: string, site: CreationSite | undefined): void {
+  if (objectChannel.hasSubscribers) publishGc(kind, message);
   const now = performance.now();
   if (pending === null && now - last >= LEAK_REPORT_INTERVAL_MS) {
     last = now;

@@ -20,6 +20,8 @@ import { countFd } from './census';
 import { ClosedError, FdLostError } from './errors';
 import { BackstopRecord, CreationSite, LeakBackstop, creationSite, formatSite, reportLeak } from './leaks';
 import { native } from './native';
+import { objectChannel, publishObject } from './trace/channels';
+import { applyLabel, labelled } from './trace/labels';
 
 /**
  * @internal Key of the static factories that wrap what this library itself just created, unchecked
@@ -35,6 +37,8 @@ interface Held extends BackstopRecord {
   /** From trackFd: identifies this adoption of the fd number. */
   readonly token: number;
   readonly what: string;
+  /** The user's label (setLabel), for messages. */
+  label?: string;
   /** Class name, for fd counts and leak summaries. */
   readonly kind: string;
   readonly site: CreationSite | undefined;
@@ -53,7 +57,7 @@ function release(held: Held): FdLostError | undefined {
   const outcome = native.closeOwned(held.fd, held.token);
   if (outcome === CLOSED) return undefined;
   const createdAt = held.site !== undefined ? ` It was created at:${formatSite(held.site)}` : '';
-  return new FdLostError(held.what, held.fd, outcome !== NOT_OPEN, createdAt);
+  return new FdLostError(labelled(held.what, held.label), held.fd, outcome !== NOT_OPEN, createdAt);
 }
 
 /**
@@ -70,7 +74,7 @@ const leaks = new LeakBackstop<Held>((held) => {
     // Nothing to report to: the owner is gone. The warning below still says what leaked.
   }
   const fate = lost === undefined ? 'its fd was closed' : `its fd was not closed: ${lost.message}`;
-  reportLeak(held.kind, `${held.what} (fd ${held.fd}) was garbage-collected without close(); ${fate}`, held.site);
+  reportLeak(held.kind, `${labelled(held.what, held.label)} (fd ${held.fd}) was garbage-collected without close(); ${fate}`, held.site);
 });
 
 /** Base class of fd-owning objects. */
@@ -101,6 +105,18 @@ export abstract class FdResource implements Disposable {
     countFd(kind, 1);
     leaks.register(this, this.#held);
     if (handsOver) handingOver.set(fd, new WeakRef(this));
+    if (objectChannel.hasSubscribers) publishObject('open', this);
+  }
+
+  /** The label given with {@link setLabel} (or at creation), if any: shown in errors, events and inspect(). */
+  get label(): string | undefined {
+    return this.#held.label;
+  }
+
+  /** Names this object for errors, diagnostics_channel events, `util.inspect` and inspect(). Returns this. */
+  setLabel(label: string): this {
+    applyLabel(this.#held, this, label);
+    return this;
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */
@@ -116,7 +132,7 @@ export abstract class FdResource implements Disposable {
   /** The fd, or a ClosedError naming `call` when closed. */
   protected openFd(call: string): number {
     const fd = this.#fd;
-    if (fd < 0) throw new ClosedError(this.#held.what, call);
+    if (fd < 0) throw new ClosedError(labelled(this.#held.what, this.#held.label), call);
     return fd;
   }
 
@@ -153,6 +169,7 @@ export abstract class FdResource implements Disposable {
    */
   close(): void {
     if (this.#fd < 0) return;
+    if (objectChannel.hasSubscribers) publishObject('close', this);
     try {
       this.beforeClose();
     } finally {

@@ -8,6 +8,9 @@ import { NativeCore, nativeFamily } from './native';
 import { FdResource, kAdopt } from './resource';
 import { MAX_DEADLINE_AHEAD_MS, monotonicNow, toDeadline } from './clock';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions } from './validate';
+import { kPendingWaits } from './trace/inspect';
+import { mergeChannel, publishMerge, traceWait, waitChannel } from './trace/channels';
+import { labelled } from './trace/labels';
 import { ASYNC_WAIT_KEYS, FdWaitQueue, ParsedWait, SYNC_WAIT_KEYS, TimeOptions, WaitOptions, parseWait } from './watcher';
 
 /** What SYNC_IOC_FILE_INFO reports, as native/sync_file.cc returns it. */
@@ -124,9 +127,9 @@ export function parseSyncFileWait(options: unknown, blocking = false): ParsedWai
 }
 
 /** The timeout message of a sync_file wait. */
-function timeoutMessage(w: ParsedWait): string {
+function timeoutMessage(w: ParsedWait, label: string | undefined): string {
   const bound = w.deadline !== undefined ? 'by its deadline' : `within ${w.timeoutMs} ms`;
-  return `ETIME: sync_file did not signal ${bound}`;
+  return `ETIME: ${labelled('sync_file', label)} did not signal ${bound}`;
 }
 
 /** @internal Module-private key of SyncFile's wait on already parsed options (for DmaBuf). */
@@ -134,7 +137,10 @@ export const kWaitParsed: unique symbol = Symbol('explicit-sync.syncFileWaitPars
 
 /** Options for {@link SyncFile.merge}. */
 export interface MergeOptions {
-  /** The merged sync_file's name (at most 31 bytes). Default: empty, so the kernel derives one. */
+  /**
+   * The merged sync_file's name (at most 31 bytes): its kernel name (SYNC_IOC_FILE_INFO, debugfs)
+   * and its label. Default: empty, so the kernel derives one.
+   */
   name?: string;
 }
 
@@ -198,6 +204,16 @@ function readInfo(fd: number): SyncFileInfo {
   }
   const st = status(i32[32 >> 2]!);
   return { name: cString(bytes, 0, 32), status: st.status, error: st.error, fences };
+}
+
+/** When the sync_file at `fd` signalled: the latest of its fences' kernel timestamps (undefined while active). */
+function signalTime(fd: number): bigint | undefined {
+  let last: bigint | undefined;
+  for (const f of readInfo(fd).fences) {
+    if (f.timestampNs === undefined) return undefined;
+    if (last === undefined || f.timestampNs > last) last = f.timestampNs;
+  }
+  return last;
 }
 
 /** Room for struct sync_file_info alone: SYNC_IOC_FILE_INFO then reports the status, no fences. */
@@ -298,12 +314,23 @@ export class SyncFile extends FdResource {
         throw err;
       }
     }
-    return new SyncFile(fd);
+    const merged = new SyncFile(fd);
+    if (name !== '') merged.setLabel(name);
+    if (mergeChannel.hasSubscribers) publishMerge('merge', [this, ...others], merged, name);
+    return merged;
   }
 
   /** A second SyncFile for the same fence, with its own fd (F_DUPFD_CLOEXEC). */
   dup(): SyncFile {
-    return new SyncFile(native.dup(this.openFd('fcntl')));
+    const copy = new SyncFile(native.dup(this.openFd('fcntl')));
+    if (this.label !== undefined) copy.setLabel(this.label);
+    if (mergeChannel.hasSubscribers) publishMerge('dup', [this], copy);
+    return copy;
+  }
+
+  /** @internal Pending async waits (for inspect()). */
+  get [kPendingWaits](): number {
+    return this.#queue?.pending ?? 0;
   }
 
   /**
@@ -411,12 +438,15 @@ export class SyncFile extends FdResource {
       },
       this,
     );
-    return this.#queue.wait({
-      timeoutMs: w.timeoutMs,
-      signal: w.signal,
-      ref: w.ref,
-      onTimeout: () => new TimeoutError('poll', { operation: 'wait', message: timeoutMessage(w) }),
-    });
+    const queue = this.#queue;
+    const start = (): Promise<void> =>
+      queue.wait({
+        timeoutMs: w.timeoutMs,
+        signal: w.signal,
+        ref: w.ref,
+        onTimeout: () => new TimeoutError('poll', { operation: 'wait', message: timeoutMessage(w, this.label) }),
+      });
+    return waitChannel.hasSubscribers ? traceWait(this, undefined, 'signaled', 'uv_poll', w.timeoutMs, start, () => (this.closed ? undefined : signalTime(fd))) : start();
   }
 
   /**
@@ -445,7 +475,7 @@ export class SyncFile extends FdResource {
       }
       if (left <= POLL_MAX_MS) break;
     }
-    throw new TimeoutError('poll', { operation: 'waitSync', message: timeoutMessage(w) });
+    throw new TimeoutError('poll', { operation: 'waitSync', message: timeoutMessage(w, this.label) });
   }
 
   protected override beforeClose(): void {

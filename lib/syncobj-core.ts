@@ -12,6 +12,8 @@ import { Device, kDeviceCloseHooks, kDeviceFd } from './device';
 import { NativeCore, nativeFamily } from './native';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toFd, toOptions, toTimeoutMs, toU64 } from './validate';
 import { PointWaitOptions, WaitMechanism } from './syncobj-wait';
+import { objectChannel, publishObject } from './trace/channels';
+import { applyLabel, labelled, toLabel } from './trace/labels';
 import { ASYNC_WAIT_KEYS, ParsedWait, SYNC_WAIT_KEYS, abortError, parseWait as parseWaitOptions } from './watcher';
 
 /** native/syncobj.cc */
@@ -172,6 +174,8 @@ interface Held extends BackstopRecord {
   device: Device;
   handle: number;
   what: string;
+  /** The user's label, for messages. */
+  label?: string;
   /** Class name, for leak summaries. */
   kind: string;
   site: CreationSite | undefined;
@@ -190,6 +194,8 @@ export const IMPORTED_DEFAULT_TIMEOUT_MS = 10_000;
 
 /** Options of `device.importTimeline(fd, options)` and `device.importSyncobj(fd, options)`. */
 export interface ImportOptions {
+  /** A label for the imported object: shown in errors, events, `util.inspect` and inspect(). */
+  label?: string;
   /**
    * The bound of every wait on the imported object that gives neither `timeoutMs` nor `deadline`,
    * async and blocking alike: such a wait rejects (throws) TimeoutError after this many
@@ -200,13 +206,14 @@ export interface ImportOptions {
   defaultTimeoutMs?: number;
 }
 
-const IMPORT_KEYS: OptionKeys<ImportOptions> = { defaultTimeoutMs: true };
+const IMPORT_KEYS: OptionKeys<ImportOptions> = { defaultTimeoutMs: true, label: true };
 
-/** Validates import options; returns the default bound (Infinity: none). */
-export function toImportOptions(options: unknown): number {
+/** Validates import options: the default bound of waits (Infinity: none) and the label. */
+export function toImportOptions(options: unknown): { bound: number; label: string | undefined } {
   const o = toOptions(options as ImportOptions | undefined, IMPORT_KEYS);
-  if (o.defaultTimeoutMs === undefined) return IMPORTED_DEFAULT_TIMEOUT_MS;
-  return toTimeoutMs(o.defaultTimeoutMs, 'options.defaultTimeoutMs') ?? Infinity;
+  const label = o.label === undefined ? undefined : toLabel(o.label, 'options.label');
+  if (o.defaultTimeoutMs === undefined) return { bound: IMPORTED_DEFAULT_TIMEOUT_MS, label };
+  return { bound: toTimeoutMs(o.defaultTimeoutMs, 'options.defaultTimeoutMs') ?? Infinity, label };
 }
 
 const leaks = new LeakBackstop<Held>((held) => {
@@ -224,7 +231,7 @@ const leaks = new LeakBackstop<Held>((held) => {
   } catch {
     // Nothing to report to: the owner is gone. The warning still says what leaked.
   }
-  reportLeak(held.kind, `${held.what} (handle ${held.handle}) was garbage-collected without close(); it was destroyed`, held.site);
+  reportLeak(held.kind, `${labelled(held.what, held.label)} (handle ${held.handle}) was garbage-collected without close(); it was destroyed`, held.site);
 });
 
 /**
@@ -252,6 +259,18 @@ export abstract class SyncobjResource implements Disposable {
     this.#defaultTimeoutMs = defaultTimeoutMs;
     this.#held = { device, handle, what, kind: new.target.name, site: creationSite(), fds: this.waitFds };
     leaks.register(this, this.#held);
+    if (objectChannel.hasSubscribers) publishObject('open', this);
+  }
+
+  /** The syncobj's label (`{ label }` at creation or import, or {@link setLabel}), if any. */
+  get label(): string | undefined {
+    return this.#held.label;
+  }
+
+  /** Names the syncobj in errors, diagnostics_channel events, `util.inspect` and inspect(); returns it. */
+  setLabel(label: string): this {
+    applyLabel(this.#held, this, label);
+    return this;
   }
 
   /** The Device whose fd this handle lives on. */
@@ -280,7 +299,7 @@ export abstract class SyncobjResource implements Disposable {
 
   /** The device fd; ClosedError naming `call` when this object or its device is closed. */
   protected deviceFd(call: string): number {
-    if (this.#handle === 0) throw new ClosedError(this.#what, call);
+    if (this.#handle === 0) throw new ClosedError(labelled(this.#what, this.#held.label), call);
     return this.#device[kDeviceFd](call);
   }
 
@@ -304,6 +323,7 @@ export abstract class SyncobjResource implements Disposable {
   close(): void {
     const handle = this.#handle;
     if (handle === 0) return;
+    if (objectChannel.hasSubscribers) publishObject('close', this);
     try {
       this.beforeClose();
     } finally {

@@ -35,6 +35,9 @@ import {
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { binarySignalAll } from './syncobj-batch';
+import { kPendingWaits } from './trace/inspect';
+import { toLabel } from './trace/labels';
+import { publishSignal, publishSyncFile, signalChannel, syncFileChannel, traceWait, waitChannel } from './trace/channels';
 import { PointWaitQueue, WaitMode, WaitSource } from './syncobj-wait';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, toOptions } from './validate';
 
@@ -47,9 +50,11 @@ export { MAX_WAIT_REGISTRATIONS } from './syncobj-wait';
 export interface CreateSyncobjOptions {
   /** Start signalled (DRM_SYNCOBJ_CREATE_SIGNALED: holds an already-signalled stub fence). */
   signaled?: boolean;
+  /** A label: shown in errors, diagnostics_channel events, `util.inspect` and inspect(). */
+  label?: string;
 }
 
-const CREATE_KEYS: OptionKeys<CreateSyncobjOptions> = { signaled: true };
+const CREATE_KEYS: OptionKeys<CreateSyncobjOptions> = { signaled: true, label: true };
 
 /**
  * A binary DRM syncobj (DRM_CAP_SYNCOBJ): holds at most one fence. "Signalled" means its fence has
@@ -84,6 +89,7 @@ export class Syncobj extends SyncobjResource {
    */
   signal(): void {
     native.syncobjSignal(this.deviceFd('DRM_IOCTL_SYNCOBJ_SIGNAL'), this.liveHandle);
+    if (signalChannel.hasSubscribers) publishSignal(this, 'signal', undefined);
     this.#queue?.poke(true);
   }
 
@@ -93,6 +99,7 @@ export class Syncobj extends SyncobjResource {
    */
   reset(): void {
     native.syncobjReset(this.deviceFd('DRM_IOCTL_SYNCOBJ_RESET'), this.liveHandle);
+    if (signalChannel.hasSubscribers) publishSignal(this, 'reset', undefined);
     this.#queue?.poke(true);
   }
 
@@ -140,7 +147,14 @@ export class Syncobj extends SyncobjResource {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (waitChannel.hasSubscribers)
+      return traceWait(this, undefined, w.mode, syncobjFeatures(this.device).waitMechanism, w.timeoutMs, () => this.#waits().wait(0n, w.mode, queueOptions(w)));
     return this.#waits().wait(0n, w.mode, queueOptions(w));
+  }
+
+  /** @internal Pending async waits (for inspect()). */
+  get [kPendingWaits](): number {
+    return this.#queue?.pending ?? 0;
   }
 
   /**
@@ -167,6 +181,7 @@ export class Syncobj extends SyncobjResource {
   importSyncFile(syncFile: SyncFile): void {
     const sfd = syncFileFd(syncFile, 'syncFile', 'DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE');
     native.syncobjFdToHandle(this.deviceFd('DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE'), sfd, F.IMPORT_SYNC_FILE, this.liveHandle, 0n);
+    if (syncFileChannel.hasSubscribers) publishSyncFile('import', this, undefined, [syncFile]);
     this.#queue?.poke(true);
   }
 
@@ -178,7 +193,9 @@ export class Syncobj extends SyncobjResource {
   exportSyncFile(): SyncFile {
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
     try {
-      return SyncFile[kAdopt](native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE, 0n));
+      const sf = SyncFile[kAdopt](native.syncobjHandleToFd(fd, this.liveHandle, F.EXPORT_SYNC_FILE, 0n));
+      if (syncFileChannel.hasSubscribers) publishSyncFile('export', this, undefined, [sf]);
+      return sf;
     } catch (err) {
       if (err instanceof ExplicitSyncError && err.code === 'EINVAL' && !hasFence(this.device, fd, this.liveHandle))
         throw new ExplicitSyncError(err.errno, 'DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD', {
@@ -405,13 +422,16 @@ Device.prototype.createSyncobj = function createSyncobj(this: Device, options?: 
   const opts = toOptions(options, CREATE_KEYS);
   if (opts.signaled !== undefined && typeof opts.signaled !== 'boolean')
     throw new InvalidArgTypeError('options.signaled', 'of type boolean', opts.signaled);
+  const label = opts.label === undefined ? undefined : toLabel(opts.label, 'options.label');
   requireCap(this, 'syncobj', 'DRM_IOCTL_SYNCOBJ_CREATE');
   const fd = this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE');
-  return Syncobj[kAdopt](this, native.syncobjCreate(fd, opts.signaled ? F.CREATE_SIGNALED : 0));
+  const s = Syncobj[kAdopt](this, native.syncobjCreate(fd, opts.signaled ? F.CREATE_SIGNALED : 0));
+  return label === undefined ? s : s.setLabel(label);
 };
 
 Device.prototype.importSyncobj = function importSyncobj(this: Device, fd: number, options?: ImportOptions): Syncobj {
-  const bound = toImportOptions(options);
-  return Syncobj[kAdopt](this, importHandle(this, fd, 'syncobj'), bound);
+  const { bound, label } = toImportOptions(options);
+  const s = Syncobj[kAdopt](this, importHandle(this, fd, 'syncobj'), bound);
+  return label === undefined ? s : s.setLabel(label);
 };
 

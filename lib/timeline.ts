@@ -39,6 +39,11 @@ import {
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { queryAll, timelineSignalAll, unorderedPointError } from './syncobj-batch';
+import { kPendingWaits } from './trace/inspect';
+import { labelled, toLabel } from './trace/labels';
+import {
+  publishSignal, publishSyncFile, publishTransfer, signalChannel, syncFileChannel, traceWait, transferChannel, waitChannel,
+} from './trace/channels';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, U64_MAX, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
 
@@ -143,6 +148,7 @@ export class Timeline extends SyncobjResource {
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL');
     if (!unordered) this.#checkOrder(fd, p, 'point');
     native.syncobjTimelineSignal(fd, this.liveHandle, p);
+    if (signalChannel.hasSubscribers) publishSignal(this, 'signal', p);
     this.#queue?.poke();
   }
 
@@ -259,6 +265,7 @@ export class Timeline extends SyncobjResource {
     } catch (err) {
       throw this.#unsubmitted(err, from, 'DRM_IOCTL_SYNCOBJ_TRANSFER');
     }
+    if (transferChannel.hasSubscribers) publishTransfer(this, from, to, dst);
     to[kFenceReplaced]();
   }
 
@@ -327,6 +334,7 @@ export class Timeline extends SyncobjResource {
     } finally {
       merged?.close();
     }
+    if (syncFileChannel.hasSubscribers) publishSyncFile('import', this, p, syncFiles);
     this.#queue?.poke();
   }
 
@@ -402,7 +410,14 @@ export class Timeline extends SyncobjResource {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (waitChannel.hasSubscribers)
+      return traceWait(this, p, w.mode, syncobjFeatures(this.device).waitMechanism, w.timeoutMs, () => this.#waits().wait(p, w.mode, queueOptions(w)));
     return this.#waits().wait(p, w.mode, queueOptions(w));
+  }
+
+  /** @internal Pending async waits (for inspect()). */
+  get [kPendingWaits](): number {
+    return this.#queue?.pending ?? 0;
   }
 
   /**
@@ -567,7 +582,8 @@ export class Timeline extends SyncobjResource {
     const available = native.syncobjTimelineWait(fd, this.liveHandle, point, 0n, AVAILABLE_FLAGS, 0n) >= 0;
     const reason = available && mode === 'signaled' ? 'unsignaled' : 'unsubmitted';
     const state = `waiting for ${point}; last submitted ${lastSubmitted}; last signalled ${lastSignaled}`;
-    const which = anyOf === undefined ? `timeline point ${point}` : `none of ${anyOf} timeline points (e.g. ${point})`;
+    const tl = labelled('timeline', this.label);
+    const which = anyOf === undefined ? `${tl} point ${point}` : `none of ${anyOf} timeline points (e.g. ${point} on ${tl})`;
     const what =
       reason === 'unsubmitted'
         ? `${which} was never submitted: no fence materialised ${describeTimeout(timeoutMs, this.defaultTimeoutMs)}`
@@ -586,6 +602,12 @@ export class Timeline extends SyncobjResource {
   }
 
   #exportNow(point: bigint): SyncFile {
+    const sf = this.#exportFence(point);
+    if (syncFileChannel.hasSubscribers) publishSyncFile('export', this, point, [sf]);
+    return sf;
+  }
+
+  #exportFence(point: bigint): SyncFile {
     const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD');
     try {
       if (syncobjFeatures(this.device).timelineSyncFile)
@@ -641,10 +663,11 @@ function toAllowUnordered(options: unknown): boolean {
 declare module './device' {
   interface Device {
     /**
-     * A new timeline syncobj (DRM_IOCTL_SYNCOBJ_CREATE) at point 0.
+     * A new timeline syncobj (DRM_IOCTL_SYNCOBJ_CREATE) at point 0. `options.label` names it in
+     * errors, diagnostics_channel events, `util.inspect` and inspect().
      * @throws UnsupportedError (EOPNOTSUPP) on a device without DRM_CAP_SYNCOBJ_TIMELINE; ClosedError.
      */
-    createTimeline(): Timeline;
+    createTimeline(options?: CreateTimelineOptions): Timeline;
     /**
      * Imports a timeline fd from exportFd() (possibly another process's) as a new handle on this
      * device (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE). The fd stays yours: close it when done.
@@ -659,12 +682,24 @@ declare module './device' {
   }
 }
 
-Device.prototype.createTimeline = function createTimeline(this: Device): Timeline {
+/** Options of `device.createTimeline()`. */
+export interface CreateTimelineOptions {
+  /** A label: shown in errors, diagnostics_channel events, `util.inspect` and inspect(). */
+  label?: string;
+}
+
+const CREATE_KEYS: OptionKeys<CreateTimelineOptions> = { label: true };
+
+Device.prototype.createTimeline = function createTimeline(this: Device, options?: CreateTimelineOptions): Timeline {
+  const o = toOptions(options, CREATE_KEYS);
+  const label = o.label === undefined ? undefined : toLabel(o.label, 'options.label');
   requireCap(this, 'timeline', 'DRM_IOCTL_SYNCOBJ_CREATE');
-  return Timeline[kAdopt](this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
+  const t = Timeline[kAdopt](this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
+  return label === undefined ? t : t.setLabel(label);
 };
 
 Device.prototype.importTimeline = function importTimeline(this: Device, fd: number, options?: ImportOptions): Timeline {
-  const bound = toImportOptions(options);
-  return Timeline[kAdopt](this, importHandle(this, fd, 'timeline'), bound);
+  const { bound, label } = toImportOptions(options);
+  const t = Timeline[kAdopt](this, importHandle(this, fd, 'timeline'), bound);
+  return label === undefined ? t : t.setLabel(label);
 };

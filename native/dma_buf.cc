@@ -101,6 +101,18 @@ static void DmaBufSync(const Napi::CallbackInfo& info) {
   if (err) ThrowErrno(info.Env(), err, "DMA_BUF_IOCTL_SYNC");
 }
 
+// dmaBufSetName(fd, name: string): void — DMA_BUF_SET_NAME: names the buffer for the kernel's
+// views (/proc/PID/fdinfo, debugfs dma_buf/bufinfo). lib/dma-buf.ts checks the length (at most 31
+// bytes); the kernel copies at most DMA_BUF_NAME_LEN bytes and answers EBUSY on old kernels while
+// the buffer is attached.
+static void DmaBufSetName(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  std::string name = ArgString(info, 1);
+  if (name.size() >= ES_DMA_BUF_NAME_LEN) throw Napi::RangeError::New(info.Env(), "argument 1 must be at most 31 bytes");
+  int err = Ioctl(fd, ES_DMA_BUF_SET_NAME, const_cast<char*>(name.c_str()));  // the kernel only reads it
+  if (err) ThrowErrno(info.Env(), err, "DMA_BUF_SET_NAME");
+}
+
 static void FinalizeMapping(Napi::Env, uint8_t* data) {
   MappingTable& t = Mappings();
   std::lock_guard<std::mutex> lock(t.mu);
@@ -156,6 +168,7 @@ void InitDmaBuf(Napi::Env env, Napi::Object exports) {
   exports.Set("dmaBufExportSyncFile", Napi::Function::New(env, DmaBufExportSyncFile, "dmaBufExportSyncFile"));
   exports.Set("dmaBufImportSyncFile", Napi::Function::New(env, DmaBufImportSyncFile, "dmaBufImportSyncFile"));
   exports.Set("dmaBufSync", Napi::Function::New(env, DmaBufSync, "dmaBufSync"));
+  exports.Set("dmaBufSetName", Napi::Function::New(env, DmaBufSetName, "dmaBufSetName"));
   exports.Set("dmaBufMap", Napi::Function::New(env, DmaBufMap, "dmaBufMap"));
   exports.Set("dmaBufUnmap", Napi::Function::New(env, DmaBufUnmap, "dmaBufUnmap"));
   Napi::Object sync = Napi::Object::New(env);

@@ -18,6 +18,7 @@ import type { DmaBuf } from '../dma-buf';
 import { SyncFile } from '../sync-file';
 import { IMPORTED_DEFAULT_TIMEOUT_MS } from '../syncobj-core';
 import { Timeline } from '../timeline';
+import { publishRelease, releaseChannel } from '../trace/channels';
 import { InvalidArgTypeError, OptionKeys, OutOfRangeError, toOptions, toTimeoutMs } from '../validate';
 
 /** Thrown when a user is added to a {@link ReleasePoint} that has been paid already (code 'ERR_INVALID_STATE'). */
@@ -141,6 +142,8 @@ class Core {
         code: 'EXPLICIT_SYNC_RELEASE_FAILED',
       });
     }
+    if (releaseChannel.hasSubscribers)
+      publishRelease({ op: 'pay', timeline: this.timeline, point: this.point, via: outcome.via, fences: this.fences, site: this.site });
     for (const f of this.fences) f.close();
     this.fences.length = 0;
     this.paidOutcome = outcome;
@@ -238,6 +241,7 @@ export class ReleasePoint implements Disposable {
     this.#core = new Core(timeline, p, callSite(2), ledger);
     ledger.owed.push(this.#core);
     droppedPoints.register(this, this.#core, this);
+    if (releaseChannel.hasSubscribers) publishRelease({ op: 'owe', timeline, point: p, site: this.#core.site });
   }
 
   /** The client's timeline. */

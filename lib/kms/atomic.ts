@@ -9,6 +9,7 @@ import { kAdopt } from '../resource';
 import { SyncFile } from '../sync-file';
 import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, OutOfRangeError, toInt, toOptions } from '../validate';
 import { parseWait } from '../watcher';
+import { kmsCommitChannel, kmsFlipChannel, ref, traceKmsCommit, traceKmsFlip } from '../trace/channels';
 import type { KmsDevice } from './device';
 import { KmsFramebuffer } from './framebuffer';
 import type { KmsFlipEvent } from './flips';
@@ -101,6 +102,8 @@ export class KmsAtomicRequest implements Disposable {
   readonly #blobs: number[] = [];
   /** CRTCs the request names (as objects, as CRTC_ID values, or a CRTC_ID given as a raw id). */
   readonly #crtcs = new Set<number>();
+  /** The SyncFiles set as property values (IN_FENCE_FD), for the kms-commit channel. */
+  readonly #inFences: SyncFile[] = [];
   #done = false;
 
   /** @internal Use KmsDevice#atomic(). */
@@ -170,6 +173,7 @@ export class KmsAtomicRequest implements Disposable {
       if (obj instanceof KmsCrtc) this.#crtcs.add(obj.id);
     }
     if (value instanceof KmsCrtc) this.#crtcs.add(value.id);
+    if (value instanceof SyncFile) this.#inFences.push(value);
     if (typeof prop === 'number') propId = toInt(prop, 'prop', 1, 0xffffffff);
     else if (typeof prop === 'string') propId = (obj as KmsObject).property(prop).id;
     else throw new InvalidArgTypeError('prop', 'a property name or id', prop);
@@ -310,17 +314,34 @@ export class KmsAtomicRequest implements Disposable {
     const flipCrtcs = pageFlip ? this.#eventCrtcs() : undefined;
     const userData = pageFlip ? this.device[kNextFlip]() : 0n;
     // A failure leaves the request as it was (its blobs included): it can be fixed and retried.
-    const fds = native.kmsAtomic(
-      fd, flags,
-      Uint32Array.from(byObj.keys()), Uint32Array.from([...byObj.values()].map((l) => l.length)),
-      Uint32Array.from(all.map((e) => e.prop)), BigUint64Array.from(all.map((e) => e.value)),
-      slots, userData,
-    );
-    const outFences = new Map<number, SyncFile>();
-    fds.forEach((f, i) => {
-      if (f >= 0) outFences.set(outFenceFor[i] as number, SyncFile[kAdopt](f));
-    });
-    const flip = flipCrtcs !== undefined ? this.device[kAwaitFlip](userData, flipCrtcs, flipWait) : undefined;
+    const send = (): Map<number, SyncFile> => {
+      const fds = native.kmsAtomic(
+        fd, flags,
+        Uint32Array.from(byObj.keys()), Uint32Array.from([...byObj.values()].map((l) => l.length)),
+        Uint32Array.from(all.map((e) => e.prop)), BigUint64Array.from(all.map((e) => e.value)),
+        slots, userData,
+      );
+      const out = new Map<number, SyncFile>();
+      fds.forEach((f, i) => {
+        if (f >= 0) out.set(outFenceFor[i] as number, SyncFile[kAdopt](f));
+      });
+      return out;
+    };
+    const outFences = kmsCommitChannel.hasSubscribers
+      ? traceKmsCommit(
+          { device: ref(this.device), commit: userData, testOnly: o.testOnly === true, nonblock: o.nonblock === true, inFences: this.#inFences.map(ref) },
+          (ctx) => {
+            const out = send();
+            ctx.outFences = [...out].map(([objectId, sf]) => ({ objectId, syncFile: ref(sf) }));
+            return out;
+          },
+        )
+      : send();
+    const awaitFlip = (): Promise<KmsFlipEvent[]> => this.device[kAwaitFlip](userData, flipCrtcs!, flipWait);
+    const flip =
+      flipCrtcs === undefined ? undefined
+      : kmsFlipChannel.hasSubscribers ? traceKmsFlip({ device: ref(this.device), commit: userData, crtcs: [...flipCrtcs] }, awaitFlip)
+      : awaitFlip();
     if (!o.testOnly) {
       // Done: the committed state holds its own references to the blobs it uses.
       this.#done = true;

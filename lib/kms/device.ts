@@ -15,7 +15,11 @@ import { FlipBound, FlipPump, KmsFlipEvent, kPumpFault } from './flips';
 import { FORMAT_XRGB8888, K, native } from './native';
 import { KmsConnector, KmsCrtc, KmsObject, KmsOutput, KmsPlane, KmsProperty, toMode } from './objects';
 import { DUMB_KEYS, IMPORT_FB_KEYS, KmsDumbOptions, KmsFramebuffer, KmsImportOptions } from './framebuffer';
+import { kPendingWaits } from '../trace/inspect';
 import { kAwaitFlip, kCrtcIds, kCurrentCrtc, kDestroyBlobs, kFd, kForget, kNextFlip } from './internal';
+
+/** How long `await using` waits for pending page flips before closing the device anyway. */
+export const ASYNC_DISPOSE_FLIP_MS = 1000;
 
 /** Options of {@link KmsDevice.open}. */
 export interface KmsOpenOptions {
@@ -347,6 +351,23 @@ export class KmsDevice extends FdResource {
   /** @internal A promise for the flip events of the commit tagged `userData`: one from each of `crtcs`. */
   [kAwaitFlip](userData: bigint, crtcs: ReadonlySet<number>, bound: FlipBound): Promise<KmsFlipEvent[]> {
     return this.#flipPump.awaitFlip(userData, crtcs, bound);
+  }
+
+  /** Commits whose page flip is still pending (for util.inspect and inspect()). */
+  get [kPendingWaits](): number {
+    return this.#flipPump.pending;
+  }
+
+  /**
+   * `await using kms = KmsDevice.open()`: waits for the pending page flips to complete (a flip
+   * comes within a frame; at most {@link ASYNC_DISPOSE_FLIP_MS} ms), then closes the device:
+   * a flip still pending then rejects with ClosedError. Either way, once this resolves no flip of
+   * this device is pending and every flip promise has settled.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.closed) await this.#flipPump.drain(ASYNC_DISPOSE_FLIP_MS);
+    this[Symbol.dispose]();
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the rejections' handlers have run
   }
 
   /** Pending flips reject with ClosedError, framebuffers are forgotten (the kernel frees them with the file). */

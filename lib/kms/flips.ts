@@ -147,6 +147,8 @@ export class FlipPump {
   readonly #device: KmsDevice;
   readonly #flips = new FlipTable(() => this.#stopPump());
   #nextFlip = 0n;
+  /** The flip promises still pending, for drain(). */
+  readonly #inFlight = new Set<Promise<KmsFlipEvent[]>>();
   #events: FdWaitQueue | null = null;
   #pumping = false;
   /** Aborts the pump's pending wait when no flip is left to wait for (timed out or aborted). */
@@ -170,8 +172,28 @@ export class FlipPump {
   awaitFlip(userData: bigint, crtcs: ReadonlySet<number>, bound: FlipBound): Promise<KmsFlipEvent[]> {
     const p = this.#flips.expect(userData, crtcs, bound);
     if (this.#flips.size === 0) return p; // an already aborted signal: nothing to pump for
+    this.#inFlight.add(p);
+    const forget = (): void => void this.#inFlight.delete(p);
+    p.then(forget, forget);
     this.#pump();
     return p;
+  }
+
+  /** Commits whose flip is still pending. */
+  get pending(): number {
+    return this.#flips.size;
+  }
+
+  /** Resolves once no flip is pending, or after `timeoutMs` (whichever comes first). */
+  drain(timeoutMs: number): Promise<void> {
+    if (this.#inFlight.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const cancel = setLongTimeout(timeoutMs, resolve);
+      void Promise.allSettled([...this.#inFlight]).then(() => {
+        cancel();
+        resolve();
+      });
+    });
   }
 
   /** See {@link kPumpFault}. */

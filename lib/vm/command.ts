@@ -1,7 +1,7 @@
 /**
  * `explicit-sync vm`: the CLI face of runInVm.
  */
-import type { CliCommand } from '../cli';
+import { CliCommand, registerCommand } from '../cli/registry';
 import { parseVmArgs, UsageError, VM_USAGE } from './args';
 import { resolveEnvSpecs } from './guest-env';
 import { runInVm, VmSetupError } from './index';
@@ -75,9 +75,9 @@ async function runVm(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** The `vm` subcommand, registered in lib/cli.ts. */
-export const vmCommand: CliCommand = {
+/** The `vm` subcommand. */
+export const vmCommand: CliCommand = registerCommand({
   name: 'vm',
   summary: 'run a command in a throwaway VM with vgem, virtio-gpu, udmabuf and dma-heap',
   run: runVm,
-};
+});

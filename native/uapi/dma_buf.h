@@ -31,6 +31,12 @@ struct es_dma_buf_import_sync_file {
 #define ES_DMA_BUF_IOCTL_SYNC _IOW(ES_DMA_BUF_BASE, 0, struct es_dma_buf_sync)
 #define ES_DMA_BUF_IOCTL_EXPORT_SYNC_FILE _IOWR(ES_DMA_BUF_BASE, 2, struct es_dma_buf_export_sync_file)
 #define ES_DMA_BUF_IOCTL_IMPORT_SYNC_FILE _IOW(ES_DMA_BUF_BASE, 3, struct es_dma_buf_import_sync_file)
+// DMA_BUF_SET_NAME (Linux >= 5.8): the buffer's name, shown in /proc/PID/fdinfo ("name:") and in
+// debugfs dma_buf/bufinfo. The uapi header defines it twice (_IOW with 'const char *' and with
+// __u64), both of which encode 8 bytes: the argument is a pointer to a NUL-terminated string of at
+// most DMA_BUF_NAME_LEN bytes, NUL included.
+#define ES_DMA_BUF_SET_NAME _IOW(ES_DMA_BUF_BASE, 1, __u64)
+#define ES_DMA_BUF_NAME_LEN 32
 
 // statfs f_type of the dma-buf pseudo filesystem (Linux >= 5.3; before, dma-bufs were anon inodes).
 #define ES_DMA_BUF_MAGIC 0x444d4142  // "DMAB"
@@ -40,5 +46,6 @@ static_assert(sizeof(struct es_dma_buf_export_sync_file) == 8, "dma_buf_export_s
 static_assert(ES_DMA_BUF_IOCTL_SYNC == 0x40086200, "DMA_BUF_IOCTL_SYNC");
 static_assert(ES_DMA_BUF_IOCTL_EXPORT_SYNC_FILE == 0xc0086202, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE");
 static_assert(ES_DMA_BUF_IOCTL_IMPORT_SYNC_FILE == 0x40086203, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE");
+static_assert(ES_DMA_BUF_SET_NAME == 0x40086201, "DMA_BUF_SET_NAME_B");
 
 #endif  // EXPLICIT_SYNC_UAPI_DMA_BUF_H_

@@ -1,6 +1,6 @@
 // Shared by the syncobj and timeline kernel tests.
 import { readFileSync, readdirSync } from 'node:fs';
-import { Device, ExplicitSyncError, type SyncFile, type VgemDevice, type VgemFence, monotonicNow } from 'explicit-sync';
+import { Device, ExplicitSyncError, VgemDevice, type SyncFile, type VgemFence, monotonicNow } from 'explicit-sync';
 import { openFds } from '../helpers.mjs';
 
 /** The first DRM node with timeline syncobjs (virtio_gpu in the VM). */
@@ -57,4 +57,21 @@ export function kmallocSmall(): number {
     if (name === 'kmalloc-64' || name === 'kmalloc-96') n += Number(active);
   }
   return n;
+}
+
+/**
+ * A timeline device and a vgem device for a suite: opened in `before`, closed in `after`; read
+ * them through the returned object's fields once the suite runs.
+ */
+export function suiteDevices(): { dev: Device; vgem: VgemDevice } {
+  const held = {} as { dev: Device; vgem: VgemDevice };
+  before(() => {
+    held.dev = openTimelineDevice();
+    held.vgem = VgemDevice.open();
+  });
+  after(() => {
+    held.vgem.close();
+    held.dev.close();
+  });
+  return held;
 }
