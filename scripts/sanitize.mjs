@@ -87,8 +87,9 @@ function build() {
 /** Copies the compiled JS next to the sanitized addon (done on every run: it is cheap). */
 function stage() {
   // Whatever the tests load by a path relative to the package: compiled JS, the CLI, the examples,
-  // the README and the script that extracts its snippets (test/host/readme).
-  for (const p of ['dist', 'dist-test', 'bin', 'examples', 'scripts']) {
+  // the README and the script that extracts its snippets (test/host/readme), the interop tests'
+  // Vulkan program (scripts/interop.mjs compiles it into this tree's build/interop).
+  for (const p of ['dist', 'dist-test', 'bin', 'examples', 'scripts', 'test/interop']) {
     rmSync(join(tree, p), { recursive: true, force: true });
     if (!existsSync(join(root, p))) continue;
     cpSync(join(root, p), join(tree, p), { recursive: true });
@@ -160,6 +161,11 @@ if (!args.has('--host-only')) {
   const cli = join(root, 'bin', 'explicit-sync.js');
   const forward = Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
   const timeout = process.env['EXPLICIT_SYNC_SANITIZE_VM_TIMEOUT'] ?? '1500';
+  // The interop tests' Mesa and Vulkan program, as `npm test` provisions them, into this tree's
+  // build/interop (the program itself is not sanitized: it is Mesa's peer, not the addon).
+  step('interop provisioning (Mesa from bookworm-backports, test/interop/vk-interop.c)');
+  if (spawnSync(node, [join(tree, 'scripts', 'interop.mjs')], { cwd: tree, stdio: 'inherit' }).status !== 0)
+    console.log('interop provisioning failed: the interop kernel tests will fail');
   // What `npm test` runs in the VM: the kernel tests and the conformance tests.
   const kernelSuites = ['vm', 'conformance'].filter((d) => existsSync(join(tree, 'dist-test', d))).map((d) => `dist-test/${d}/**/*.test.mjs`);
   add(
