@@ -9,21 +9,28 @@ import { openTimelineDevice } from '../syncobj-helpers.mjs';
 const mode = process.argv[2];
 const t0 = performance.now();
 const settled: string[] = [];
+// Objects that must stay open until the process ends: a device held only by a block-scoped const
+// is garbage once its block has run, and the GC backstop would then close it (signalling its vgem
+// fences early and warning). The 'exit' handler's closure keeps this list, and so them, alive.
+const alive: object[] = [];
 const note = (what: string) => (r: unknown) => {
   settled.push(`${what}: ${r instanceof Error ? `${r.name} ${(r as { code?: string }).code ?? ''}`.trim() : 'resolved'}`);
 };
 process.on('exit', (code) => {
+  alive.length = 0;
   console.log(`RESULT ${JSON.stringify({ code, ms: Math.round(performance.now() - t0), settled })}`);
 });
 
 const dev: Device = openTimelineDevice();
 const t: Timeline = dev.createTimeline();
 const s: Syncobj = dev.createSyncobj();
+alive.push(dev, t, s);
 
 switch (mode) {
   case 'unref': {
     // Only ref:false waits of every kind: nothing keeps the loop alive, the process ends at once.
     const vgem = VgemDevice.open();
+    alive.push(vgem);
     const { syncFile } = vgemFence(vgem);
     t.wait(1, { ref: false }).then(note('timeline'), note('timeline'));
     t.wait(2, { ref: false, until: 'available', timeoutMs: 600000 }).then(note('available'), note('available'));
@@ -55,6 +62,7 @@ switch (mode) {
   case 'exit': {
     // process.exit() with ref'd waits of every kind pending, in this thread and in a worker.
     const vgem = VgemDevice.open();
+    alive.push(vgem);
     const { syncFile } = vgemFence(vgem);
     for (const p of [t.wait(1), t.wait(2, { until: 'available' }), s.wait(), syncFile.wait(), t.wait(3, { timeoutMs: 600000 })])
       p.then(note('main'), note('main'));

@@ -40,8 +40,12 @@ if (data.mode === 'wait') {
     syncFile.wait({ ref: false, timeoutMs: 600000 }),
   ];
   for (const w of waits) w.catch(() => {});
+  // The handler's closure keeps the device, the vgem device and the rest alive until the worker
+  // ends: held only by block-scoped consts they would be garbage once this block has run, and the
+  // GC backstop would close them (signalling the vgem fences early, with a leak warning).
+  const alive = [dev, vgem, t, s, syncFile];
   port.on('message', (m) => {
-    if (m === 'exit') process.exit(7);
+    if (m === 'exit') process.exit(alive.length === 5 ? 7 : 1);
   });
   port.postMessage('pending');
 }
