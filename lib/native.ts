@@ -30,9 +30,10 @@ export interface NativeCore {
   close(fd: number): void;
   /**
    * Marks fd as owned by a JS object of this env: closed at env teardown (worker exit) unless
-   * close()d first, and only while still the file it is now. Returns the token for closeOwned.
+   * close()d first, and only while still the file it is now (with `syncFile`: while still a
+   * sync_file, see native/util.h OwnedFd). Returns the token for closeOwned.
    */
-  trackFd(fd: number): number;
+  trackFd(fd: number, syncFile?: boolean): number;
   /**
    * Closes an fd trackFd() returned `token` for, if it is still that file and that adoption:
    * 0 closed it; 1 the fd is not open any more; 2 it is another file, or another object's now.

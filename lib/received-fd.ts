@@ -19,7 +19,7 @@ import { FdResource, kAdopt } from './resource';
 export class ReceivedFd extends FdResource {
   /** @internal Received by a UnixSocket: see FdMessage. */
   protected constructor(fd: number) {
-    super(fd, 'ReceivedFd', true);
+    super(fd, 'ReceivedFd', { handsOver: true });
   }
 
   /** @internal Takes ownership of an fd that just arrived. */

@@ -3,8 +3,10 @@
  * close() is idempotent; after it `fd` is -1 and every method throws ClosedError; `using` works.
  *
  * Never a stranger's fd: adoption records what the fd is (st_dev and st_ino of one fstat, and a
- * token of the native side's, in native/util.cc's trackFd). close() and the GC backstop close the
- * fd only while it is still that file and still this object's. If someone closed the number behind
+ * token of the native side's, in native/util.cc's trackFd; for a sync_file, that it is one: every
+ * anon-inode file shares one inode, so a sync_file's st_ino would not tell it from libuv's epoll fd).
+ * close() and the GC backstop close the fd only while it is still that file (that kind of file)
+ * and still this object's. If someone closed the number behind
  * the object's back (and it may since have been reused by another file), close() leaves it open
  * and throws FdLostError; [Symbol.dispose] and the GC backstop warn instead.
  *
@@ -86,16 +88,17 @@ export abstract class FdResource implements Disposable {
    * Takes ownership of `fd`: an fd, or what a native call that tracked the fd it created returned
    * (token * 2^31 + fd, native/util.h OwnedFd: one crossing less than calling trackFd here).
    * With `handsOver`, gives it up (unclosed) to the next FdResource that adopts the same number.
-   * An object that held the number that way hands it over now.
+   * An object that held the number that way hands it over now. With `syncFile` (the caller knows
+   * fd is a sync_file), its identity is its kind (see the module comment).
    */
-  protected constructor(fd: number, what: string, handsOver = false) {
+  protected constructor(fd: number, what: string, how?: { handsOver?: boolean; syncFile?: boolean }) {
     let token: number;
     if (fd >= TRACKED) {
       token = Math.floor(fd / TRACKED);
       fd %= TRACKED;
     } else {
       // trackFd also makes a worker that exits or is terminated (and runs no JS) close the fd.
-      token = native.trackFd(fd);
+      token = how?.syncFile === true ? native.trackFd(fd, true) : native.trackFd(fd);
     }
     const previous = handingOver.get(fd)?.deref();
     if (previous !== undefined) previous.#handOver();
@@ -104,7 +107,7 @@ export abstract class FdResource implements Disposable {
     this.#held = { fd, token, what, kind, site: creationSite() };
     countFd(kind, 1);
     leaks.register(this, this.#held);
-    if (handsOver) handingOver.set(fd, new WeakRef(this));
+    if (how?.handsOver === true) handingOver.set(fd, new WeakRef(this));
     if (objectChannel.hasSubscribers) publishObject('open', this);
   }
 

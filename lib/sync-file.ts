@@ -237,6 +237,9 @@ function deadlineUnsupported(errno: number): UnsupportedError {
   return new UnsupportedError(errno, 'SYNC_IOC_SET_DEADLINE', 'sync_file deadlines (SYNC_IOC_SET_DEADLINE)', '6.7');
 }
 
+/** FdResource's adoption option for sync_files: identity by kind (see resource.ts). */
+const SYNC_FILE = { syncFile: true } as const;
+
 /**
  * A sync_file fence. Owns its fd: close() it, or `using` it. Every method after close() throws
  * ClosedError (code 'EBADF').
@@ -246,7 +249,7 @@ export class SyncFile extends FdResource {
 
   /** @internal Use SyncFile.fromFd() or the APIs that return sync files. Takes ownership of fd. */
   protected constructor(fd: number) {
-    super(fd, 'SyncFile');
+    super(fd, 'SyncFile', SYNC_FILE);
   }
 
   /** @internal Wraps an fd this library just created (no validation, takes ownership). */

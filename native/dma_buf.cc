@@ -66,7 +66,7 @@ static Napi::Value DmaBufSize(const Napi::CallbackInfo& info) {
 
 // dmaBufExportSyncFile(fd, flags: number, track?: boolean): fd — a sync_file (O_CLOEXEC) of the
 // buffer's current fences (READ: the writers; WRITE: all users); the caller owns it. With `track`,
-// already tracked for its FdResource: returns OwnedFd()'s token * 2^31 + fd.
+// already tracked for its FdResource (as a sync_file): returns OwnedFd()'s token * 2^31 + fd.
 static Napi::Value DmaBufExportSyncFile(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   es_dma_buf_export_sync_file arg;
@@ -75,7 +75,7 @@ static Napi::Value DmaBufExportSyncFile(const Napi::CallbackInfo& info) {
   arg.fd = -1;
   int err = Ioctl(fd, ES_DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &arg);
   if (err) ThrowErrno(info.Env(), err, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE");
-  if (info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value()) return OwnedFd(info.Env(), arg.fd);
+  if (info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value()) return OwnedFd(info.Env(), arg.fd, true);
   return Napi::Number::New(info.Env(), arg.fd);
 }
 

@@ -8,9 +8,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmath>
+
+#include "uapi/sync_file.h"
 
 // Compile-time checks of every carried uapi layout for the target being built.
 #include "uapi/abi.h"
@@ -19,8 +22,21 @@ namespace es {
 
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
-// Whether fd is still the file `owned` recorded: open, same st_dev and st_ino.
+// Whether fd is a sync_file: an anon-inode file (no file type bits in st_mode: so the ioctl below
+// never reaches a device's or a socket's handler, which may not check an ioctl's type byte) that
+// answers SYNC_IOC_FILE_INFO (asking for no fence array: status and name only).
+static bool IsSyncFile(int fd) {
+  struct stat st = {};
+  if (fstat(fd, &st) == -1 || (st.st_mode & S_IFMT) != 0) return false;
+  es_sync_file_info fi;
+  memset(&fi, 0, sizeof(fi));
+  return Ioctl(fd, ES_SYNC_IOC_FILE_INFO, &fi) == 0;
+}
+
+// Whether fd is still the file `owned` recorded: open, same st_dev and st_ino; for a sync_file,
+// still a sync_file (another sync_file on the number is not told apart: see AddonData::OwnedFd).
 static bool IsSameFile(int fd, const AddonData::OwnedFd& owned) {
+  if (owned.sync_file) return IsSyncFile(fd);
   struct stat st = {};
   if (fstat(fd, &st) == -1) return false;
   return st.st_dev == owned.dev && st.st_ino == owned.ino;
@@ -145,21 +161,25 @@ static void Close(const Napi::CallbackInfo& info) {
 // identity (one fstat) for closeOwned. The token is never 0. Never throws for an fd (the caller
 // has just taken ownership): one fstat cannot fail on an open fd, and a closed one is never closed.
 // Tokens stay below 2^22, so that OwnedFd's token * 2^31 + fd is an exact double (< 2^53).
-static uint32_t Track(AddonData* data, int fd) {
+// A sync_file (`sync_file`) is recorded by kind, without an fstat: see AddonData::OwnedFd.
+static uint32_t Track(AddonData* data, int fd, bool sync_file) {
   struct stat st = {};
-  if (fstat(fd, &st) == -1) st.st_dev = 0, st.st_ino = 0;
+  if (!sync_file && fstat(fd, &st) == -1) st.st_dev = 0, st.st_ino = 0;
   if (++data->next_token >= (1u << 22)) data->next_token = 1;
-  data->owned_fds[fd] = AddonData::OwnedFd{st.st_dev, st.st_ino, data->next_token};
+  data->owned_fds[fd] = AddonData::OwnedFd{st.st_dev, st.st_ino, data->next_token, sync_file};
   return data->next_token;
 }
 
+// trackFd(fd, syncFile?: boolean): token — see Track. `syncFile`: the caller knows fd is a
+// sync_file (it made it, or SYNC_IOC_FILE_INFO answered).
 static Napi::Value TrackFd(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  return Napi::Number::New(info.Env(), Track(GetAddonData(info.Env()), fd));
+  bool sync_file = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  return Napi::Number::New(info.Env(), Track(GetAddonData(info.Env()), fd, sync_file));
 }
 
-Napi::Value OwnedFd(Napi::Env env, int fd) {
-  uint32_t token = Track(GetAddonData(env), fd);
+Napi::Value OwnedFd(Napi::Env env, int fd, bool sync_file) {
+  uint32_t token = Track(GetAddonData(env), fd, sync_file);
   return Napi::Number::New(env, static_cast<double>(token) * 2147483648.0 + fd);
 }
 

@@ -26,10 +26,15 @@ struct AddonData {
   // What an fd owned by a JS object is: the file it was when adopted (st_dev, st_ino of one fstat)
   // and the token that object holds (a new one for each trackFd, so that two objects that held the
   // same fd number in turn are told apart even when their files share an inode, as sync_files do).
+  // A sync_file is recorded by kind instead (`sync_file`, no fstat): every anon-inode file of the
+  // kernel (sync_file, eventfd, epoll, inotify, timerfd, signalfd, syncobj fds) shares one inode, so
+  // st_dev/st_ino cannot tell a sync_file from libuv's epoll fd; "still a sync_file" is checked with
+  // SYNC_IOC_FILE_INFO, which only sync_files answer (IsSameFile in util.cc).
   struct OwnedFd {
     dev_t dev;
     ino_t ino;
     uint32_t token;
+    bool sync_file;
   };
   // fds owned by this env's JS objects (trackFd): the env closes those still open, and still the
   // file adopted, when it is torn down (a worker that exits or is terminate()d runs no JS to close
@@ -64,7 +69,8 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i);
 // Records `fd` as owned by a JS object of this env (see trackFd in util.cc) and returns what a
 // native call that creates an fd returns when asked to track it: token * 2^31 + fd, one number
 // (no allocation, one crossing less than create + trackFd). FdResource's constructor splits it.
-Napi::Value OwnedFd(Napi::Env env, int fd);
+// `sync_file`: fd is a sync_file this call just made (identity by kind, see AddonData::OwnedFd).
+Napi::Value OwnedFd(Napi::Env env, int fd, bool sync_file = false);
 
 // u64 → JS BigInt.
 inline Napi::Value U64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
