@@ -30,8 +30,8 @@ export interface NativeCore {
   close(fd: number): void;
   /**
    * Marks fd as owned by a JS object of this env: closed at env teardown (worker exit) unless
-   * close()d first, and only while still the file it is now (with `syncFile`: while still a
-   * sync_file, see native/util.h OwnedFd). Returns the token for closeOwned.
+   * close()d first, and only while still the file it is now (with `syncFile`, for an fd that is a
+   * sync_file: while still a sync_file, see native/util.h OwnedFd). Returns the token for closeOwned.
    */
   trackFd(fd: number, syncFile?: boolean): number;
   /**

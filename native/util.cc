@@ -22,15 +22,21 @@ namespace es {
 
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
-// Whether fd is a sync_file: an anon-inode file (no file type bits in st_mode: so the ioctl below
-// never reaches a device's or a socket's handler, which may not check an ioctl's type byte) that
-// answers SYNC_IOC_FILE_INFO (asking for no fence array: status and name only).
-static bool IsSyncFile(int fd) {
-  struct stat st = {};
-  if (fstat(fd, &st) == -1 || (st.st_mode & S_IFMT) != 0) return false;
+// Whether fd answers SYNC_IOC_FILE_INFO (asking for no fence array: status and name only), which
+// only sync_files do.
+static bool AnswersSyncFileInfo(int fd) {
   es_sync_file_info fi;
   memset(&fi, 0, sizeof(fi));
   return Ioctl(fd, ES_SYNC_IOC_FILE_INFO, &fi) == 0;
+}
+
+// Whether fd is (still) a sync_file: an anon-inode file (no file type bits in st_mode, checked
+// first, so that the ioctl never reaches a device's handler, which may not check an ioctl's type
+// byte) that answers SYNC_IOC_FILE_INFO.
+static bool IsSyncFile(int fd) {
+  struct stat st = {};
+  if (fstat(fd, &st) == -1 || (st.st_mode & S_IFMT) != 0) return false;
+  return AnswersSyncFileInfo(fd);
 }
 
 // Whether fd is still the file `owned` recorded: open, same st_dev and st_ino; for a sync_file,
@@ -170,11 +176,12 @@ static uint32_t Track(AddonData* data, int fd, bool sync_file) {
   return data->next_token;
 }
 
-// trackFd(fd, syncFile?: boolean): token — see Track. `syncFile`: the caller knows fd is a
-// sync_file (it made it, or SYNC_IOC_FILE_INFO answered).
+// trackFd(fd, syncFile?: boolean): token — see Track. `syncFile`: fd should be a sync_file (a
+// SyncFile adopts it); it is tracked as one when it answers SYNC_IOC_FILE_INFO (one ioctl instead
+// of the fstat), else by its inode (the host tests' stand-ins for sync_files).
 static Napi::Value TrackFd(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  bool sync_file = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  bool sync_file = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value() && AnswersSyncFileInfo(fd);
   return Napi::Number::New(info.Env(), Track(GetAddonData(info.Env()), fd, sync_file));
 }
 
