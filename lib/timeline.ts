@@ -564,6 +564,12 @@ export class Timeline extends SyncobjResource {
               mode === 'available' ? F.WAIT_AVAILABLE : 0,
               eventFd,
             ),
+          laneLevel: (mode) => ({
+            kind: 'query',
+            fd: this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'),
+            handle: this.liveHandle,
+            flags: mode === 'available' ? F.QUERY_LAST_SUBMITTED : 0,
+          }),
           timeoutError: (point, mode, timeoutMs) => this.#timeoutError(point, mode, timeoutMs),
         },
         syncobjFeatures(this.device).waitMechanism,
