@@ -425,9 +425,19 @@ export class PointWaitQueue {
 
   /** A wake of the lane's native poll: one crossing, with the level already read (see the module comment). */
   #onWake(lane: Lane, status: number, level: bigint | null, fired: number, syscall: string | undefined): LaneState {
+    if (fired !== 0) this.#fired(lane, fired);
+    const only = lane.waiters.size === 1 ? lane.waiters.peek()! : undefined;
+    if (only !== undefined && level !== null && status === 0 && !only.done && only.point <= level) {
+      // The common case (one wait per point, as a compositor's release points): no sweep.
+      lane.waiters.clear();
+      for (let p = lane.armed.peek(); p !== undefined && p <= level; p = lane.armed.peek()) lane.armed.pop();
+      lane.inWake = true;
+      this.#settle(only); // the lane goes idle: its state is returned below, not set
+      lane.inWake = false;
+      return lane.state;
+    }
     lane.inWake = true;
     try {
-      this.#fired(lane, fired);
       if (status < 0) this.#failLane(lane, new ExplicitSyncError(-status, syscall ?? 'poll'));
       else if (lane.live > 0) this.#service(lane, level ?? undefined);
     } finally {
