@@ -47,9 +47,16 @@
  */
 import { WAIT_EVENTFD, countFd } from './census';
 import { ClosedError, ExplicitSyncError } from './errors';
-import { MinHeap } from './min-heap';
+import { Lane, LaneCallback, LaneLevel, LaneState, Waiter, openNativeLane } from './syncobj-lane';
 import { NativeCore, nativeFamily } from './native';
 import { MAX_TIMEOUT_MS } from './validate';
+
+export type { LaneLevel } from './syncobj-lane';
+
+interface NativeWaitBits extends NativeCore {
+  clockMonotonic(): bigint;
+}
+const native = nativeFamily<NativeWaitBits>();
 import { abortError } from './watcher';
 import type { WaitMode } from './watcher';
 
@@ -74,38 +81,6 @@ export const MAX_WAIT_REGISTRATIONS = 16;
 /** setTimeout's largest delay. */
 const TIMER_MAX_MS = 0x7fffffff;
 
-/** A lane's native state: 0 idle (roots nothing), 1 waits pending (unref'd), 2 ref'd waits pending. */
-type LaneState = 0 | 1 | 2;
-
-/**
- * A wake of a lane: `status` 0 or a negative errno (of `syscall`); `level` what the lane read
- * (null for LANE_LEVEL.NONE, or on error); `fired` the registrations that fired since the last report.
- */
-type LaneCallback = (status: number, level: bigint | null, fired: number, syscall?: string) => LaneState;
-
-/** native/syncobj_wait.cc: an eventfd with a uv_poll kept on it; it owns the eventfd. */
-interface NativeSyncobjLane {
-  readonly fd: number;
-  setState(state: LaneState): number;
-  close(): void;
-}
-
-/** How a lane reads the syncobj's level on a wake, natively (see {@link WaitSource.laneLevel}). */
-export interface LaneLevel {
-  kind: 'query' | 'wait' | 'timelineWait';
-  fd: number;
-  handle: number;
-  flags: number;
-}
-
-interface NativeWaitBits extends NativeCore {
-  clockMonotonic(): bigint;
-  SyncobjLane: new (kind: number, drmFd: number, handle: number, flags: number, callback: LaneCallback) => NativeSyncobjLane;
-  LANE_LEVEL: { QUERY: number; WAIT: number; TIMELINE_WAIT: number; NONE: number };
-}
-const native = nativeFamily<NativeWaitBits>();
-const LANE_KINDS = { query: native.LANE_LEVEL.QUERY, wait: native.LANE_LEVEL.WAIT, timelineWait: native.LANE_LEVEL.TIMELINE_WAIT };
-
 /** The syncobj a queue waits on. Every method is a non-blocking ioctl. */
 export interface WaitSource {
   /** Every point <= the result is reached in `mode`; -1n when nothing is (an unsignalled binary syncobj). */
@@ -127,41 +102,6 @@ export interface PointWaitOptions {
   timeoutMs: number | undefined;
   signal: AbortSignal | undefined;
   ref: boolean;
-}
-
-interface Waiter {
-  point: bigint;
-  resolve(): void;
-  reject(err: Error): void;
-  ref: boolean;
-  done: boolean;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  site: { stack?: string };
-  lane: Lane;
-}
-
-/** One mode's pending waits and its wakeup source. */
-class Lane {
-  readonly waiters = new MinHeap<Waiter>((w) => w.point);
-  /** Points of live registrations that have not been reached (as far as we can tell). */
-  readonly armed = new MinHeap<bigint>((p) => p);
-  /** Live registrations on `eventFd`: made minus fired (read back from the eventfd counter). */
-  registrations = 0;
-  live = 0;
-  refs = 0;
-  eventFd = -1;
-  native: NativeSyncobjLane | null = null;
-  /** The native lane's state, as last set (or returned from a wake). */
-  state: LaneState = 0;
-  /** Inside the lane's wake callback: a state change is returned, not set. */
-  inWake = false;
-  pollTimer: NodeJS.Timeout | undefined;
-  pollDelay = 1;
-  /** Whether the watcher / poll timer currently keeps the loop alive. */
-  refed = true;
-  constructor(readonly mode: WaitMode) {}
 }
 
 /**
@@ -393,9 +333,7 @@ export class PointWaitQueue {
   #openLane(lane: Lane): void {
     const spec = this.#source.laneLevel?.(lane.mode);
     const onWake: LaneCallback = (status, level, fired, syscall) => this.#onWake(lane, status, level, fired, syscall);
-    lane.native = spec === undefined
-      ? new native.SyncobjLane(native.LANE_LEVEL.NONE, -1, 0, 0, onWake)
-      : new native.SyncobjLane(LANE_KINDS[spec.kind], spec.fd, spec.handle, spec.flags, onWake);
+    lane.native = openNativeLane(spec, onWake);
     lane.state = 0;
     lane.eventFd = lane.native.fd;
     countFd(WAIT_EVENTFD, 1);
