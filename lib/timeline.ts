@@ -336,8 +336,9 @@ export class Timeline extends SyncobjResource {
    * Resolves once `point` has signalled (`until: 'signaled'`, the default) or has a fence
    * (`until: 'available'`). Already there → resolves at once, arming nothing. Otherwise the wait
    * pends on the event loop (never a blocked thread): all waits on this timeline share at most one
-   * eventfd per mode (DRM_IOCTL_SYNCOBJ_EVENTFD for the lowest pending point; on wake one
-   * DRM_IOCTL_SYNCOBJ_QUERY resolves every wait that is reached), or a backing-off zero-timeout
+   * eventfd per mode, kept armed until close() (DRM_IOCTL_SYNCOBJ_EVENTFD for the lowest pending
+   * point; on wake one DRM_IOCTL_SYNCOBJ_QUERY, made natively in the same crossing into JS,
+   * resolves every wait that is reached), or a backing-off zero-timeout
    * check where the kernel has no SYNCOBJ_EVENTFD (see `device.features.waitMechanism`).
    *
    * Rejects with {@link TimelineTimeoutError} (code 'ETIME'; `reason` 'unsubmitted' or 'unsignaled',

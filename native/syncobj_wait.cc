@@ -233,12 +233,10 @@ class SyncobjLane : public Napi::ObjectWrap<SyncobjLane> {
 
 void InitSyncobjWait(Napi::Env env, Napi::Object exports) {
   exports.Set("SyncobjLane", SyncobjLane::Define(env));
-  Napi::Object k = Napi::Object::New(env);
-  k.Set("QUERY", static_cast<uint32_t>(kQuery));
-  k.Set("WAIT", static_cast<uint32_t>(kWait));
-  k.Set("TIMELINE_WAIT", static_cast<uint32_t>(kTimelineWait));
-  k.Set("NONE", static_cast<uint32_t>(kNone));
-  exports.Set("LANE_LEVEL", k);
+  Napi::Object kinds = Napi::Object::New(env);
+  const char* names[] = {"QUERY", "WAIT", "TIMELINE_WAIT", "NONE"};  // in LevelKind order
+  for (uint32_t kind = kQuery; kind <= kNone; kind++) kinds.Set(names[kind], kind);
+  exports.Set("LANE_LEVEL", kinds);
 }
 
 }  // namespace es
