@@ -71,15 +71,22 @@ class SyncobjLane : public Napi::ObjectWrap<SyncobjLane> {
       Release();
       ThrowErrno(env, -err, "uv_poll_start");
     }
+    polling_ = true;
   }
 
-  ~SyncobjLane() override { Release(); }
+  // Finalized (refcount 0), or torn down with the env: never Unref() here.
+  ~SyncobjLane() override {
+    rooted_ = false;
+    Release();
+  }
 
  private:
   static void DetachOwner(void* owner) {
     SyncobjLane* self = static_cast<SyncobjLane*>(owner);
     self->ph_ = nullptr;  // the teardown hook closes the handle and the eventfd
     self->fd_ = -1;
+    self->rooted_ = false;  // the env drops every reference itself
+    self->state_ = 0;
   }
 
   // setState(state: 0 | 1 | 2): number — see the file comment; returns the fires drained since
@@ -113,6 +120,7 @@ class SyncobjLane : public Napi::ObjectWrap<SyncobjLane> {
         Unref();
     }
     uv_handle_t* h = reinterpret_cast<uv_handle_t*>(&ph_->poll);
+    if (rooted && !polling_ && uv_poll_start(&ph_->poll, UV_READABLE, OnPoll) == 0) polling_ = true;
     if (state == 2)
       uv_ref(h);
     else
@@ -186,7 +194,10 @@ class SyncobjLane : public Napi::ObjectWrap<SyncobjLane> {
     if (self->state_ == 0) {
       // Idle: nobody to tell. A broken poll stops here (the next wait re-arms nothing: it fails
       // on its own ioctls or times out), rather than spin.
-      if (status < 0) uv_poll_stop(h);
+      if (status < 0) {
+        uv_poll_stop(h);
+        self->polling_ = false;  // restarted by the next wait
+      }
       return;
     }
     Napi::Env env = self->Env();
@@ -225,6 +236,7 @@ class SyncobjLane : public Napi::ObjectWrap<SyncobjLane> {
   uint64_t generation_ = 0;
   uint32_t state_ = 0;
   bool rooted_ = false;
+  bool polling_ = false;
   Napi::FunctionReference callback_;
   Napi::AsyncContext context_;
 };
