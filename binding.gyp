@@ -16,6 +16,7 @@
         "native/sw_sync.cc",
         "native/dma_heap.cc",
         "native/syncobj.cc",
+        "native/syncobj_wait.cc",
         "native/kms.cc",
         "native/kms_commit.cc",
         "native/unix_socket.cc"

@@ -39,8 +39,6 @@ export interface NativeSyncobj extends NativeCore {
   syncobjTimelineSignal(fd: number, handles: number | Uint32Array, points: bigint | BigUint64Array): void;
   syncobjTransfer(fd: number, src: number, srcPoint: bigint, dst: number, dstPoint: bigint, flags: number): void;
   syncobjEventfd(fd: number, handle: number, point: bigint, flags: number, eventFd: number): void;
-  eventfdCreate(): number;
-  eventfdDrain(fd: number): number;
   clockMonotonic(): bigint;
   SYNCOBJ: {
     CREATE_SIGNALED: number;
@@ -179,7 +177,7 @@ interface Held extends BackstopRecord {
   /** Class name, for leak summaries. */
   kind: string;
   site: CreationSite | undefined;
-  /** Eventfds the object's wait queue keeps open (persistent waiters): closed with the handle. */
+  /** Eventfds the object's wait lanes keep open: uncounted with the handle (their native lanes close them). */
   fds: Set<number>;
 }
 
@@ -217,14 +215,8 @@ export function toImportOptions(options: unknown): { bound: number; label: strin
 }
 
 const leaks = new LeakBackstop<Held>((held) => {
-  for (const fd of held.fds) {
-    countFd(WAIT_EVENTFD, -1);
-    try {
-      native.close(fd);
-    } catch {
-      // Nothing to report to; the warning below still says what leaked.
-    }
-  }
+  // The wait lanes' eventfds: their native lanes, collected with the object, close them.
+  for (let n = held.fds.size; n > 0; n--) countFd(WAIT_EVENTFD, -1);
   if (held.device.closed) return; // the kernel freed the handle with the device's fd
   try {
     native.syncobjDestroy(held.device[kDeviceFd]('DRM_IOCTL_SYNCOBJ_DESTROY'), held.handle);
@@ -249,7 +241,7 @@ export abstract class SyncobjResource implements Disposable {
   readonly #defaultTimeoutMs: number;
   /** The GC backstop's record (it must not hold `this`). */
   readonly #held: Held;
-  /** The wait queue's eventfds, shared with the GC backstop's record. */
+  /** The wait lanes' eventfds (the native lanes own them), shared with the GC backstop's record for the census. */
   protected readonly waitFds = new Set<number>();
 
   protected constructor(device: Device, handle: number, what: string, defaultTimeoutMs = Infinity) {

@@ -21,17 +21,21 @@
  *   destroyed, and holds kernel memory (an entry and the eventfd's context) all that time; every
  *   TIMELINE_SIGNAL walks the registrations still waiting for a fence.
  *
- * Hence the persistent waiter (the shape of wlroots' timeline waiter): a lane keeps its eventfd
- * and its registrations across idle periods instead of closing them with its last wait, counts
- * its live registrations exactly (registrations made minus fires read back from the eventfd's
- * counter), re-uses a live registration for any wait at or above its point, and registers anew
- * only for a point below all of them. Aborted or timed-out waits thus cost no kernel memory that
- * grows: 20,000 aborted waits on one never-submitted point make one registration, not 20,000.
- * Live registrations per lane are bounded by {@link MAX_WAIT_REGISTRATIONS}; a wait that would
- * need one more re-checks on a backing-off timer instead until a registration fires. While the
- * lane is idle its poll handle is freed (nothing roots the syncobj's owner, which may be garbage-
- * collected) and only the eventfd stays, owned by the syncobj object: its close() (or the GC
- * backstop) closes it. A lane whose registrations have all fired closes its eventfd when idle.
+ * Hence persistent lanes (the shape of wlroots' timeline waiter): a lane's eventfd and its poll
+ * handle (native/syncobj_wait.cc, a SyncobjLane) are made by the first wait that needs them and
+ * kept, armed, for the syncobj's life; the lane counts its live registrations exactly
+ * (registrations made minus fires read back from the eventfd's counter), re-uses a live
+ * registration for any wait at or above its point, and registers anew only for a point below all
+ * of them. Aborted or timed-out waits thus cost no kernel memory that grows: 20,000 aborted waits
+ * on one never-submitted point make one registration, not 20,000. Live registrations per lane are
+ * bounded by {@link MAX_WAIT_REGISTRATIONS}; a wait that would need one more re-checks on a
+ * backing-off timer instead until a registration fires.
+ *
+ * A wake is one crossing into JS: native drains the eventfd, reads the level with the same
+ * non-blocking ioctl (QUERY, or a zero-timeout WAIT), and calls the lane back with both; the
+ * callback returns the lane's next state. While the lane is idle the native lane roots nothing
+ * (its JS wrapper is weak and its poll handle unref'd; a wake only drains), so the syncobj's owner
+ * can be garbage-collected: the lane's finalizer then closes the eventfd. close() closes it at once.
  * Destroying the syncobj frees registrations still waiting for a fence; close() rejects pending
  * waits itself.
  *
@@ -43,8 +47,16 @@
  */
 import { WAIT_EVENTFD, countFd } from './census';
 import { ClosedError, ExplicitSyncError } from './errors';
-import { NativeCore, NativeFdWatcher, nativeFamily } from './native';
+import { Lane, LaneCallback, LaneLevel, LaneState, Waiter, openNativeLane } from './syncobj-lane';
+import { NativeCore, nativeFamily } from './native';
 import { MAX_TIMEOUT_MS } from './validate';
+
+export type { LaneLevel } from './syncobj-lane';
+
+interface NativeWaitBits extends NativeCore {
+  clockMonotonic(): bigint;
+}
+const native = nativeFamily<NativeWaitBits>();
 import { abortError } from './watcher';
 import type { WaitMode } from './watcher';
 
@@ -69,19 +81,17 @@ export const MAX_WAIT_REGISTRATIONS = 16;
 /** setTimeout's largest delay. */
 const TIMER_MAX_MS = 0x7fffffff;
 
-interface NativeWaitBits extends NativeCore {
-  eventfdCreate(): number;
-  eventfdDrain(fd: number): number;
-  clockMonotonic(): bigint;
-}
-const native = nativeFamily<NativeWaitBits>();
-
 /** The syncobj a queue waits on. Every method is a non-blocking ioctl. */
 export interface WaitSource {
   /** Every point <= the result is reached in `mode`; -1n when nothing is (an unsignalled binary syncobj). */
   level(mode: WaitMode): bigint;
   /** Registers `eventFd` to fire once `point` is reached in `mode` (DRM_IOCTL_SYNCOBJ_EVENTFD). */
   arm(eventFd: number, point: bigint, mode: WaitMode): void;
+  /**
+   * The ioctl `level(mode)` makes, for a lane to make it natively on a wake (one crossing per
+   * wake). Without it a wake calls level() (a scripted source).
+   */
+  laneLevel?(mode: WaitMode): LaneLevel;
   /** The rejection of a wait that ran out of time. */
   timeoutError(point: bigint, mode: WaitMode, timeoutMs: number): Error;
 }
@@ -92,85 +102,6 @@ export interface PointWaitOptions {
   timeoutMs: number | undefined;
   signal: AbortSignal | undefined;
   ref: boolean;
-}
-
-interface Waiter {
-  point: bigint;
-  resolve(): void;
-  reject(err: Error): void;
-  ref: boolean;
-  done: boolean;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  site: { stack?: string };
-  lane: Lane;
-}
-
-/** A binary min-heap. */
-class MinHeap<T> {
-  readonly #items: T[] = [];
-  constructor(readonly key: (item: T) => bigint) {}
-
-  get size(): number {
-    return this.#items.length;
-  }
-  peek(): T | undefined {
-    return this.#items[0];
-  }
-  clear(): void {
-    this.#items.length = 0;
-  }
-  push(item: T): void {
-    const a = this.#items;
-    a.push(item);
-    let i = a.length - 1;
-    const k = this.key(item);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.key(a[parent]!) <= k) break;
-      a[i] = a[parent]!;
-      i = parent;
-    }
-    a[i] = item;
-  }
-  pop(): T | undefined {
-    const a = this.#items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length === 0 || last === undefined) return top;
-    const k = this.key(last);
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= a.length) break;
-      const r = l + 1;
-      const c = r < a.length && this.key(a[r]!) < this.key(a[l]!) ? r : l;
-      if (this.key(a[c]!) >= k) break;
-      a[i] = a[c]!;
-      i = c;
-    }
-    a[i] = last;
-    return top;
-  }
-}
-
-/** One mode's pending waits and its wakeup source. */
-class Lane {
-  readonly waiters = new MinHeap<Waiter>((w) => w.point);
-  /** Points of live registrations that have not been reached (as far as we can tell). */
-  readonly armed = new MinHeap<bigint>((p) => p);
-  /** Live registrations on `eventFd`: made minus fired (read back from the eventfd counter). */
-  registrations = 0;
-  live = 0;
-  refs = 0;
-  eventFd = -1;
-  watcher: NativeFdWatcher | null = null;
-  pollTimer: NodeJS.Timeout | undefined;
-  pollDelay = 1;
-  /** Whether the watcher / poll timer currently keeps the loop alive. */
-  refed = true;
-  constructor(readonly mode: WaitMode) {}
 }
 
 /**
@@ -198,8 +129,9 @@ export class PointWaitQueue {
   #closed = false;
 
   /**
-   * `ownedFds` receives the eventfds the queue keeps open (while they exist), so that the owner's
-   * GC backstop can close them with the handle.
+   * `ownedFds` receives the eventfds the lanes keep open (until close()), for the census: the
+   * native lanes own them and close them (on close(), or when collected with their owner), so
+   * the owner's GC backstop only uncounts them.
    */
   constructor(
     source: WaitSource,
@@ -223,7 +155,7 @@ export class PointWaitQueue {
     return this.#lanes.signaled.registrations + this.#lanes.available.registrations;
   }
 
-  /** Eventfds open right now (at most 2). */
+  /** Eventfds open right now (at most 2: one per mode that ever waited, until close()). */
   get openFds(): number {
     return (this.#lanes.signaled.eventFd >= 0 ? 1 : 0) + (this.#lanes.available.eventFd >= 0 ? 1 : 0);
   }
@@ -291,7 +223,6 @@ export class PointWaitQueue {
     for (const lane of Object.values(this.#lanes)) {
       if (forgetArmed) lane.armed.clear();
       if (lane.live > 0) this.#service(lane);
-      else if (lane.eventFd >= 0) this.#idle(lane); // reads the fires: may free the eventfd
     }
   }
 
@@ -311,7 +242,7 @@ export class PointWaitQueue {
     if (this.#closed) return;
     this.#closed = true;
     this.rejectAll(new ClosedError(what, 'poll', 'wait'));
-    for (const lane of Object.values(this.#lanes)) this.#closeEventFd(lane);
+    for (const lane of Object.values(this.#lanes)) this.#closeLane(lane);
   }
 
   #startTimer(w: Waiter, timeoutMs: number): void {
@@ -347,17 +278,8 @@ export class PointWaitQueue {
       this.#pollFor(lane, fresh);
       return;
     }
-    if (lane.eventFd < 0) {
-      lane.eventFd = native.eventfdCreate();
-      native.trackFd(lane.eventFd); // closed by the env's teardown if a worker dies with waits pending
-      countFd(WAIT_EVENTFD, 1);
-      this.#ownedFds.add(lane.eventFd);
-    }
-    if (lane.watcher === null) {
-      lane.watcher = new native.FdWatcher(lane.eventFd, (status) => this.#onReadable(lane, status));
-      lane.watcher.start(native.POLL.READABLE);
-      lane.refed = true; // a started uv_poll is ref'd
-    }
+    if (lane.native === null) this.#openLane(lane);
+    this.#syncState(lane); // reports the fires the idle lane drained
     const lowestArmed = lane.armed.peek();
     if (lowestArmed === undefined || point < lowestArmed) {
       if (lane.registrations >= MAX_WAIT_REGISTRATIONS) {
@@ -399,38 +321,74 @@ export class PointWaitQueue {
   }
 
   #updateRef(lane: Lane): void {
+    this.#syncState(lane);
     const ref = lane.refs > 0;
     if (ref === lane.refed) return;
     lane.refed = ref;
-    lane.watcher?.setRef(ref);
     if (ref) lane.pollTimer?.ref();
     else lane.pollTimer?.unref();
   }
 
-  #onReadable(lane: Lane, status: number): void {
-    if (status < 0) {
-      this.#failLane(lane, new ExplicitSyncError(-status, 'poll'));
-      return;
-    }
-    this.#service(lane);
+  /** Makes the lane's native eventfd and poll handle (kept until close()). */
+  #openLane(lane: Lane): void {
+    const spec = this.#source.laneLevel?.(lane.mode);
+    const onWake: LaneCallback = (status, level, fired, syscall) => this.#onWake(lane, status, level, fired, syscall);
+    lane.native = openNativeLane(spec, onWake);
+    lane.state = 0;
+    lane.eventFd = lane.native.fd;
+    countFd(WAIT_EVENTFD, 1);
+    this.#ownedFds.add(lane.eventFd);
+  }
+
+  /** Puts the native lane in the state its waits call for (inside a wake, the callback returns it). */
+  #syncState(lane: Lane): void {
+    if (lane.native === null) return;
+    const state: LaneState = lane.live === 0 ? 0 : lane.refs > 0 ? 2 : 1;
+    if (state === lane.state) return;
+    lane.state = state;
+    if (!lane.inWake) this.#fired(lane, lane.native.setState(state));
   }
 
   /**
-   * Reads the fires off the eventfd (each fired registration added 1 to its counter) and forgets
-   * that many registrations.
+   * Forgets `fired` registrations (read back from the eventfd's counter). Those that fired for a
+   * point not reached (a binary syncobj's replaced fence, or a timeline given unordered points)
+   * are the lowest, the first to fire: forget those, so that the lowest wait registers again (on
+   * the fence there now) instead of hanging.
    */
-  #drain(lane: Lane): void {
-    if (lane.eventFd < 0) return;
-    const fired = native.eventfdDrain(lane.eventFd);
+  #fired(lane: Lane, fired: number): void {
+    if (fired === 0) return;
     lane.registrations = Math.max(0, lane.registrations - fired);
+    while (lane.armed.size > lane.registrations) lane.armed.pop();
   }
 
-  /** Resolves what is reached, then makes sure the rest will wake us (or goes idle). */
-  #service(lane: Lane): void {
+  /** A wake of the lane's native poll: one crossing, with the level already read (see the module comment). */
+  #onWake(lane: Lane, status: number, level: bigint | null, fired: number, syscall: string | undefined): LaneState {
+    if (fired !== 0) this.#fired(lane, fired);
+    const only = lane.waiters.size === 1 ? lane.waiters.peek()! : undefined;
+    if (only !== undefined && level !== null && status === 0 && !only.done && only.point <= level) {
+      // The common case (one wait per point, as a compositor's release points): no sweep.
+      lane.waiters.clear();
+      for (let p = lane.armed.peek(); p !== undefined && p <= level; p = lane.armed.peek()) lane.armed.pop();
+      lane.inWake = true;
+      this.#settle(only); // the lane goes idle: its state is returned below, not set
+      lane.inWake = false;
+      return lane.state;
+    }
+    lane.inWake = true;
+    try {
+      if (status < 0) this.#failLane(lane, new ExplicitSyncError(-status, syscall ?? 'poll'));
+      else if (lane.live > 0) this.#service(lane, level ?? undefined);
+    } finally {
+      lane.inWake = false;
+    }
+    return lane.state;
+  }
+
+  /** Resolves what is reached (at `known`, or as level() says), then makes sure the rest will wake us (or goes idle). */
+  #service(lane: Lane, known?: bigint): void {
     let level: bigint;
     try {
-      this.#drain(lane); // before the level: a fire after it is seen on the next readable
-      level = this.#source.level(lane.mode);
+      level = known ?? this.#source.level(lane.mode);
     } catch (err) {
       this.#failLane(lane, err);
       return;
@@ -440,10 +398,6 @@ export class PointWaitQueue {
       if (!w.done) this.#settle(w, undefined, false);
     }
     for (let p = lane.armed.peek(); p !== undefined && p <= level; p = lane.armed.peek()) lane.armed.pop();
-    // Registrations that fired for a point that is not reached: a binary syncobj's replaced fence,
-    // or a timeline given unordered points. The lowest are the ones that fire first: forget those,
-    // so that the lowest wait registers again (on the fence there now) instead of hanging.
-    while (lane.armed.size > lane.registrations) lane.armed.pop();
     if (lane.live === 0) {
       this.#idle(lane);
       return;
@@ -488,9 +442,8 @@ export class PointWaitQueue {
   }
 
   /**
-   * No wait left in the lane: free its poll handle and timer (so nothing roots the owner). The
-   * eventfd stays while it has live registrations, for the next wait to re-use; without any it
-   * is closed.
+   * No wait left in the lane: free its timer and let the native lane go idle (it roots nothing
+   * then). The eventfd and its poll handle stay, armed, for the next wait.
    */
   #idle(lane: Lane): void {
     if (lane.live > 0) return;
@@ -498,30 +451,18 @@ export class PointWaitQueue {
     if (lane.pollTimer !== undefined) clearTimeout(lane.pollTimer);
     lane.pollTimer = undefined;
     lane.pollDelay = 1;
-    if (lane.watcher !== null) {
-      // The watcher must stop before its fd closes.
-      lane.watcher.close();
-      lane.watcher = null;
-    }
-    try {
-      this.#drain(lane);
-    } catch {
-      lane.registrations = 0; // the eventfd is unreadable: it goes below
-    }
-    if (lane.registrations === 0) this.#closeEventFd(lane);
+    this.#syncState(lane);
   }
 
-  #closeEventFd(lane: Lane): void {
-    lane.watcher?.close();
-    lane.watcher = null;
+  #closeLane(lane: Lane): void {
     lane.armed.clear();
     lane.registrations = 0;
-    if (lane.eventFd >= 0) {
-      const fd = lane.eventFd;
-      lane.eventFd = -1;
-      this.#ownedFds.delete(fd);
+    if (lane.native !== null) {
+      lane.native.close(); // stops polling, then closes the eventfd
+      lane.native = null;
+      this.#ownedFds.delete(lane.eventFd);
       countFd(WAIT_EVENTFD, -1);
-      native.close(fd);
+      lane.eventFd = -1;
     }
   }
 }

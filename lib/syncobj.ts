@@ -9,6 +9,7 @@ import { ExplicitSyncError, TimeoutError } from './errors';
 import { SyncFile } from './sync-file';
 import { kAdopt } from './resource';
 import {
+  AVAILABLE_FLAGS,
   AsyncWaitOptions,
   F,
   ImportOptions,
@@ -349,6 +350,13 @@ export class Syncobj extends SyncobjResource {
             mode === 'available' ? F.WAIT_AVAILABLE : 0,
             eventFd,
           ),
+        laneLevel: (mode) => {
+          const fd = this.deviceFd('DRM_IOCTL_SYNCOBJ_WAIT');
+          const handle = this.liveHandle;
+          if (mode === 'signaled') return { kind: 'wait', fd, handle, flags: F.WAIT_FOR_SUBMIT };
+          // hasFence()'s ioctl; the eventfd mechanism implies timeline support
+          return { kind: 'timelineWait', fd, handle, flags: AVAILABLE_FLAGS };
+        },
         timeoutError: (_point, mode, timeoutMs) => this.#timeoutError(mode, timeoutMs),
       };
       this.#queue = new PointWaitQueue(

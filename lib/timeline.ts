@@ -1,12 +1,13 @@
 /**
  * Timeline DRM syncobjs: a monotonically increasing sequence of u64 points, each of which gets a
  * fence when submitted and is reached when that fence (and every earlier one) signals.
- * Also adds `createTimeline()` and `importTimeline()` to {@link Device}.
+ * Also adds `createTimeline()` and `importTimeline()` to {@link Device} (lib/timeline-device.ts); its
+ * options and TimelineTimeoutError are in lib/timeline-options.ts.
  * @module
  */
 import { warnIfBlockingMainThread } from './blocking';
 import { Device, kDeviceFd } from './device';
-import { ClosedError, ExplicitSyncError, TimeoutError } from './errors';
+import { ClosedError, ExplicitSyncError } from './errors';
 import { SyncFile, toSyncFiles } from './sync-file';
 import { kAdopt } from './resource';
 import { Syncobj } from './syncobj';
@@ -14,8 +15,6 @@ import {
   AVAILABLE_FLAGS,
   AsyncWaitOptions,
   F,
-  IMPORTED_DEFAULT_TIMEOUT_MS,
-  ImportOptions,
   ParsedWait,
   SyncWaitOptions,
   SyncobjResource,
@@ -23,91 +22,40 @@ import {
   checkFenceDeadline,
   combineWaits,
   describeTimeout,
-  importHandle,
   kFenceReplaced,
   multiWait,
   native,
   parseWait,
   queueOptions,
-  requireCap,
   syncFileFd,
   syncobjFeatures,
   toList,
-  toImportOptions,
   toPoint as parsePoint,
   toSignalPoint,
 } from './syncobj-core';
 import { abortError } from './watcher';
 import { queryAll, timelineSignalAll, unorderedPointError } from './syncobj-batch';
 import { kPendingWaits } from './trace/inspect';
-import { labelled, toLabel } from './trace/labels';
+import { labelled } from './trace/labels';
 import {
   publishSignal, publishSyncFile, publishTransfer, signalChannel, syncFileChannel, traceWait, transferChannel, waitChannel,
 } from './trace/channels';
 import { PointWaitQueue, WaitMode } from './syncobj-wait';
-import { InvalidArgTypeError, InvalidArgValueError, OptionKeys, U64_MAX, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
+import {
+  EXPORT_KEYS,
+  ExportSyncFileOptions,
+  PointOrderOptions,
+  QueryOptions,
+  TimelinePoint,
+  TimelineTimeoutError,
+  toAllowUnordered,
+  toQueryFlags,
+} from './timeline-options';
+import './timeline-device';
 
-/** Options for {@link Timeline.query}. */
-export interface QueryOptions {
-  /** Return the last submitted point (one that has a fence) instead of the last signalled one. */
-  lastSubmitted?: boolean;
-}
-
-/** Options for {@link Timeline.exportSyncFile}. */
-export interface ExportSyncFileOptions {
-  /**
-   * How long to wait, asynchronously, for the point to be submitted (to get a fence) before
-   * exporting it. Default 0: a point that is not submitted yet rejects at once.
-   */
-  materializeTimeoutMs?: number;
-  /** Cancels the wait for materialisation (AbortError). */
-  signal?: AbortSignal;
-  /** Whether the pending wait keeps the process alive (default true). */
-  ref?: boolean;
-}
-
-/**
- * Options of the calls that put a fence at a point: {@link Timeline.signal},
- * {@link Timeline.importSyncFile} (after the sync files) and {@link Timeline.transfer}.
- */
-export interface PointOrderOptions {
-  /**
-   * Skip the ordering check and hand the point to the kernel as it is (default false). The kernel
-   * accepts a point at or below the last submitted one, logs "unordered point" and starts a new
-   * fence context: the timeline's query() drops and points that had signalled read as unsignalled.
-   * Vulkan forbids such values; only conformance tests (IGT submits points out of order on
-   * purpose) want this.
-   */
-  allowUnordered?: boolean;
-}
-
-/** A point on a timeline, for {@link Timeline.waitAll} / {@link Timeline.waitAny}. */
-export interface TimelinePoint {
-  timeline: Timeline;
-  point: bigint | number;
-}
-
-/**
- * A timeline wait that ran out of time (code 'ETIME'), saying where the timeline stood:
- * "waiting for 42; last submitted 41; last signalled 40". `reason` is 'unsubmitted' when the point
- * never got a fence (the peer never submitted it), 'unsignaled' when it did but the fence did not
- * signal in time.
- */
-export class TimelineTimeoutError extends TimeoutError {
-  /** The point waited for. */
-  readonly point: bigint;
-  /** DRM_IOCTL_SYNCOBJ_QUERY with LAST_SUBMITTED when the wait gave up. */
-  readonly lastSubmitted: bigint;
-  /** DRM_IOCTL_SYNCOBJ_QUERY when the wait gave up. */
-  readonly lastSignaled: bigint;
-
-  constructor(point: bigint, lastSubmitted: bigint, lastSignaled: bigint, reason: 'unsubmitted' | 'unsignaled', message: string) {
-    super('DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT', { reason, message });
-    this.point = point;
-    this.lastSubmitted = lastSubmitted;
-    this.lastSignaled = lastSignaled;
-  }
-}
+export type { CreateTimelineOptions, ExportSyncFileOptions, PointOrderOptions, QueryOptions, TimelinePoint } from './timeline-options';
+export { TimelineTimeoutError } from './timeline-options';
+import { InvalidArgTypeError, InvalidArgValueError, U64_MAX, toAbortSignal, toOptions, toTimeoutMs, warnDeprecated } from './validate';
 
 /**
  * A timeline syncobj (DRM_CAP_SYNCOBJ_TIMELINE). Create with `device.createTimeline()`, import with
@@ -388,8 +336,9 @@ export class Timeline extends SyncobjResource {
    * Resolves once `point` has signalled (`until: 'signaled'`, the default) or has a fence
    * (`until: 'available'`). Already there → resolves at once, arming nothing. Otherwise the wait
    * pends on the event loop (never a blocked thread): all waits on this timeline share at most one
-   * eventfd per mode (DRM_IOCTL_SYNCOBJ_EVENTFD for the lowest pending point; on wake one
-   * DRM_IOCTL_SYNCOBJ_QUERY resolves every wait that is reached), or a backing-off zero-timeout
+   * eventfd per mode, kept armed until close() (DRM_IOCTL_SYNCOBJ_EVENTFD for the lowest pending
+   * point; on wake one DRM_IOCTL_SYNCOBJ_QUERY, made natively in the same crossing into JS,
+   * resolves every wait that is reached), or a backing-off zero-timeout
    * check where the kernel has no SYNCOBJ_EVENTFD (see `device.features.waitMechanism`).
    *
    * Rejects with {@link TimelineTimeoutError} (code 'ETIME'; `reason` 'unsubmitted' or 'unsignaled',
@@ -564,6 +513,12 @@ export class Timeline extends SyncobjResource {
               mode === 'available' ? F.WAIT_AVAILABLE : 0,
               eventFd,
             ),
+          laneLevel: (mode) => ({
+            kind: 'query',
+            fd: this.deviceFd('DRM_IOCTL_SYNCOBJ_QUERY'),
+            handle: this.liveHandle,
+            flags: mode === 'available' ? F.QUERY_LAST_SUBMITTED : 0,
+          }),
           timeoutError: (point, mode, timeoutMs) => this.#timeoutError(point, mode, timeoutMs),
         },
         syncobjFeatures(this.device).waitMechanism,
@@ -636,70 +591,3 @@ export class Timeline extends SyncobjResource {
     );
   }
 }
-
-const QUERY_KEYS: OptionKeys<QueryOptions> = { lastSubmitted: true };
-const EXPORT_KEYS: OptionKeys<ExportSyncFileOptions> = { materializeTimeoutMs: true, signal: true, ref: true };
-const ORDER_KEYS: OptionKeys<PointOrderOptions> = { allowUnordered: true };
-
-/** Validates `{ allowUnordered }` options (TypeError for anything else than a boolean). */
-/** QueryOptions as DRM_IOCTL_SYNCOBJ_QUERY flags. */
-function toQueryFlags(options: unknown): number {
-  const opts = toOptions(options as QueryOptions | undefined, QUERY_KEYS);
-  if (opts.lastSubmitted !== undefined && typeof opts.lastSubmitted !== 'boolean')
-    throw new InvalidArgTypeError('options.lastSubmitted', 'of type boolean', opts.lastSubmitted);
-  return opts.lastSubmitted ? F.QUERY_LAST_SUBMITTED : 0;
-}
-
-function toAllowUnordered(options: unknown): boolean {
-  const opts = toOptions(options as PointOrderOptions | undefined, ORDER_KEYS);
-  if (opts.allowUnordered !== undefined && typeof opts.allowUnordered !== 'boolean')
-    throw new InvalidArgTypeError('options.allowUnordered', 'of type boolean', opts.allowUnordered);
-  return opts.allowUnordered === true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Device methods
-
-declare module './device' {
-  interface Device {
-    /**
-     * A new timeline syncobj (DRM_IOCTL_SYNCOBJ_CREATE) at point 0. `options.label` names it in
-     * errors, diagnostics_channel events, `util.inspect` and inspect().
-     * @throws UnsupportedError (EOPNOTSUPP) on a device without DRM_CAP_SYNCOBJ_TIMELINE; ClosedError.
-     */
-    createTimeline(options?: CreateTimelineOptions): Timeline;
-    /**
-     * Imports a timeline fd from exportFd() (possibly another process's) as a new handle on this
-     * device (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE). The fd stays yours: close it when done.
-     *
-     * Waits on it that give neither `timeoutMs` nor `deadline` are bounded by
-     * `options.defaultTimeoutMs` (default {@link IMPORTED_DEFAULT_TIMEOUT_MS}, 10 s; `Infinity`
-     * opts out), so that a peer that never signals cannot hang you.
-     * @throws ExplicitSyncError EINVAL when fd is not a syncobj fd; UnsupportedError; ClosedError;
-     *   TypeError/RangeError for bad options.
-     */
-    importTimeline(fd: number, options?: ImportOptions): Timeline;
-  }
-}
-
-/** Options of `device.createTimeline()`. */
-export interface CreateTimelineOptions {
-  /** A label: shown in errors, diagnostics_channel events, `util.inspect` and inspect(). */
-  label?: string;
-}
-
-const CREATE_KEYS: OptionKeys<CreateTimelineOptions> = { label: true };
-
-Device.prototype.createTimeline = function createTimeline(this: Device, options?: CreateTimelineOptions): Timeline {
-  const o = toOptions(options, CREATE_KEYS);
-  const label = o.label === undefined ? undefined : toLabel(o.label, 'options.label');
-  requireCap(this, 'timeline', 'DRM_IOCTL_SYNCOBJ_CREATE');
-  const t = Timeline[kAdopt](this, native.syncobjCreate(this[kDeviceFd]('DRM_IOCTL_SYNCOBJ_CREATE'), 0));
-  return label === undefined ? t : t.setLabel(label);
-};
-
-Device.prototype.importTimeline = function importTimeline(this: Device, fd: number, options?: ImportOptions): Timeline {
-  const { bound, label } = toImportOptions(options);
-  const t = Timeline[kAdopt](this, importHandle(this, fd, 'timeline'), bound);
-  return label === undefined ? t : t.setLabel(label);
-};

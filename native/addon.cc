@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSwSync(env, exports);
   InitDmaHeap(env, exports);
   InitSyncobj(env, exports);
+  InitSyncobjWait(env, exports);
   InitKms(env, exports);
   InitKmsCommit(env, exports);
   InitUnixSocket(env, exports);

@@ -10,27 +10,19 @@
 //   the callback reference, so a closed watcher roots nothing.
 // - Callbacks re-enter JS through MakeCallback, so nextTicks and microtasks run afterwards.
 // - An async env cleanup hook closes every handle still open when a worker/env is torn down.
-#include <uv.h>
+#include "fd_watcher.h"
+
+#include <unistd.h>
 
 #include <unordered_set>
 
-#include "util.h"
-
 namespace es {
-
-class FdWatcher;
 
 // Per-env set of open poll handles, for teardown.
 struct WatcherRegistry {
-  std::unordered_set<struct PollHandle*> open;
+  std::unordered_set<PollHandle*> open;
   napi_async_cleanup_hook_handle hook = nullptr;
   bool tearing_down = false;
-};
-
-struct PollHandle {
-  uv_poll_t poll;
-  FdWatcher* owner;  // null once the owner let go (closed, finalized or torn down)
-  WatcherRegistry* registry;
 };
 
 static void MaybeFinishTeardown(WatcherRegistry* reg) {
@@ -48,6 +40,35 @@ static void OnHandleClosed(uv_handle_t* h) {
   MaybeFinishTeardown(reg);
 }
 
+PollHandle* OpenPollHandle(Napi::Env env, int fd, void* owner, void (*detach)(void*), int owned_fd) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+    throw Napi::Error::New(env, "no event loop for this environment");
+  WatcherRegistry* reg = GetAddonData(env)->watchers;
+  if (reg == nullptr) throw Napi::Error::New(env, "environment is shutting down");
+  PollHandle* ph = new PollHandle{{}, owner, detach, reg, owned_fd};
+  int err = uv_poll_init(loop, &ph->poll, fd);
+  if (err != 0) {
+    delete ph;
+    ThrowErrno(env, -err, "uv_poll_init");
+  }
+  ph->poll.data = ph;
+  reg->open.insert(ph);
+  return ph;
+}
+
+void ClosePollHandle(PollHandle* ph) {
+  ph->owner = nullptr;
+  uv_handle_t* h = reinterpret_cast<uv_handle_t*>(&ph->poll);
+  if (uv_is_closing(h)) return;
+  uv_poll_stop(&ph->poll);  // out of epoll before the fd closes
+  if (ph->owned_fd >= 0) {
+    close(ph->owned_fd);
+    ph->owned_fd = -1;
+  }
+  uv_close(h, OnHandleClosed);
+}
+
 class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -63,29 +84,17 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "argument 1 must be a function");
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
-      throw Napi::Error::New(env, "no event loop for this environment");
-    WatcherRegistry* reg = GetAddonData(env)->watchers;
-    if (reg == nullptr) throw Napi::Error::New(env, "environment is shutting down");
-    PollHandle* ph = new PollHandle{{}, this, reg};
-    int err = uv_poll_init(loop, &ph->poll, fd);
-    if (err != 0) {
-      delete ph;
-      ThrowErrno(env, -err, "uv_poll_init");
-    }
-    ph->poll.data = ph;
-    ph->registry->open.insert(ph);
-    handle_ = ph;
+    handle_ = OpenPollHandle(env, fd, this, DetachOwner, -1);
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
   }
 
   ~FdWatcher() override { Release(); }
 
   // Called by the teardown hook: forget the handle, the hook closes it.
-  void Detach() {
-    handle_ = nullptr;
-    active_ = false;
+  static void DetachOwner(void* owner) {
+    FdWatcher* self = static_cast<FdWatcher*>(owner);
+    self->handle_ = nullptr;
+    self->active_ = false;
   }
 
  private:
@@ -129,16 +138,15 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     StopPolling();
     PollHandle* ph = handle_;
     handle_ = nullptr;
-    ph->owner = nullptr;
     // The callback reference is a GC root: drop it so a closed watcher keeps nothing alive (the
     // callback's closure usually reaches the object that owns this watcher).
     callback_.Reset();
-    uv_close(reinterpret_cast<uv_handle_t*>(&ph->poll), OnHandleClosed);
+    ClosePollHandle(ph);
   }
 
   static void OnPoll(uv_poll_t* h, int status, int events) {
     PollHandle* ph = static_cast<PollHandle*>(h->data);
-    FdWatcher* self = ph->owner;
+    FdWatcher* self = static_cast<FdWatcher*>(ph->owner);
     if (self == nullptr) return;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
@@ -163,15 +171,8 @@ static void TeardownHook(napi_async_cleanup_hook_handle, void* arg) {
   reg->tearing_down = true;
   // Copy: closing erases from the set in the close callback (which runs later, on the loop).
   for (PollHandle* ph : std::unordered_set<PollHandle*>(reg->open)) {
-    if (ph->owner != nullptr) {
-      ph->owner->Detach();
-      ph->owner = nullptr;
-    }
-    uv_handle_t* h = reinterpret_cast<uv_handle_t*>(&ph->poll);
-    if (!uv_is_closing(h)) {
-      uv_poll_stop(&ph->poll);
-      uv_close(h, OnHandleClosed);
-    }
+    if (ph->owner != nullptr) ph->detach(ph->owner);
+    ClosePollHandle(ph);
   }
   MaybeFinishTeardown(reg);
 }

@@ -85,6 +85,7 @@ void InitVgem(Napi::Env env, Napi::Object exports);
 void InitSwSync(Napi::Env env, Napi::Object exports);
 void InitDmaHeap(Napi::Env env, Napi::Object exports);
 void InitSyncobj(Napi::Env env, Napi::Object exports);
+void InitSyncobjWait(Napi::Env env, Napi::Object exports);
 void InitKms(Napi::Env env, Napi::Object exports);
 void InitKmsCommit(Napi::Env env, Napi::Object exports);
 void InitUnixSocket(Napi::Env env, Napi::Object exports);

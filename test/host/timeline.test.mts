@@ -251,7 +251,9 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     await Promise.all(waits);
     expect(order).to.deep.equal([...order].sort((a, b) => a - b));
     expect(q.pending).to.equal(0);
-    expect(eventfds()).to.equal(before); // idle: the eventfd is closed
+    expect(eventfds()).to.equal(before + 1); // idle: the lane stays, armed, for the next wait
+    q.close();
+    expect(eventfds()).to.equal(before);
   });
 
   it("uses a second eventfd only for the other mode ('available')", async () => {
@@ -267,6 +269,8 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     expect(q.pending).to.equal(2);
     s.advance('signaled', 6n);
     await Promise.all([b, c]);
+    expect(eventfds()).to.equal(before + 2);
+    q.close();
     expect(eventfds()).to.equal(before);
   });
 
@@ -329,6 +333,7 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     const pre = new AbortController();
     pre.abort();
     await shouldReject(q.wait(9n, 'signaled', { timeoutMs: undefined, signal: pre.signal, ref: true }), Error);
+    q.close();
   });
 
   it('close() rejects pending waits with ClosedError and frees the eventfds', async () => {
@@ -364,6 +369,52 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     s.advance('signaled', 2n);
     await Promise.all([p, p2]);
     expect(seen).to.deep.equal([true, false]);
+    q.close();
+  });
+
+  it('an idle lane roots nothing: a dropped queue is collected and its lane closes its eventfd; a pending one is kept', function () {
+    this.timeout(30000);
+    // A child with --expose-gc. The lane stays armed while idle, yet its callback (which reaches
+    // the queue and so the syncobj's owner) must not keep the queue alive.
+    const script = `
+      const { readdirSync, readlinkSync, writeSync } = require('node:fs');
+      const { PointWaitQueue } = require(${JSON.stringify(new URL('../../dist/syncobj-wait.js', import.meta.url).pathname)});
+      const eventfds = () => readdirSync('/proc/self/fd').filter((f) => { try { return readlinkSync('/proc/self/fd/' + f).includes('[eventfd]'); } catch { return false; } }).length;
+      const one = Buffer.alloc(8); one.writeBigUInt64LE(1n);
+      const opts = { timeoutMs: undefined, signal: undefined, ref: true };
+      const collected = [];
+      const registry = new FinalizationRegistry((name) => collected.push(name));
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      (async () => {
+        const base = eventfds();
+        let pending;
+        await (async () => {
+          let level = 0n;
+          let fd = -1;
+          const idle = new PointWaitQueue({ level: () => level, arm: (f) => { fd = f; }, timeoutError: () => new Error('t') }, 'eventfd');
+          const p = idle.wait(1n, 'signaled', opts);
+          level = 1n;
+          writeSync(fd, one);
+          await p;
+          registry.register(idle, 'idle');
+          let fd2 = -1;
+          const busy = new PointWaitQueue({ level: () => 0n, arm: (f) => { fd2 = f; }, timeoutError: () => new Error('t') }, 'eventfd');
+          pending = busy.wait(1n, 'signaled', { ...opts, ref: false });
+          registry.register(busy, 'busy');
+        })();
+        const during = eventfds() - base;
+        for (let i = 0; i < 20 && collected.length < 1; i++) { globalThis.gc(); await sleep(20); }
+        await sleep(50);
+        console.log(JSON.stringify({ during, collected, after: eventfds() - base, pendingKept: !collected.includes('busy') }));
+        process.exit(0);
+      })();`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 20000 });
+    expect(r.status, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { during: number; collected: string[]; after: number; pendingKept: boolean };
+    expect(out.during).to.equal(2);
+    expect(out.collected).to.deep.equal(['idle']);
+    expect(out.after).to.equal(1); // the pending queue's lane only
+    expect(out.pendingKept).to.equal(true);
   });
 
   it('a pending ref:false wait lets the process exit; a ref:true one keeps it alive', function () {

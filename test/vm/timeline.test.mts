@@ -176,7 +176,7 @@ describeWith(['timeline'], 'Timeline (kernel)', () => {
       }
     });
 
-    it('aborts with AbortError (cause = reason); the eventfd stays for its registration until the point or close()', async () => {
+    it('aborts with AbortError (cause = reason); the lane and its registration stay until close()', async () => {
       const t = dev.createTimeline();
       const before = eventfdCount();
       const ac = new AbortController();
@@ -188,9 +188,13 @@ describeWith(['timeline'], 'Timeline (kernel)', () => {
       expect(eventfdCount()).to.equal(before + 1); // the kernel still holds the registration for 9
       await shouldReject(t.wait(9, { timeoutMs: 10 }), TimelineTimeoutError); // re-uses it
       expect(eventfdCount()).to.equal(before + 1);
-      t.signal(9); // the registration fires; the idle lane reads that back and closes its eventfd
-      expect(eventfdCount()).to.equal(before);
+      t.signal(9); // the registration fires; the idle lane drains it and stays, armed, for the next wait
+      expect(eventfdCount()).to.equal(before + 1);
       await t.wait(9);
+      const p10 = t.wait(10); // the same lane
+      expect(eventfdCount()).to.equal(before + 1);
+      t.signal(10);
+      await p10;
       t.close();
       expect(eventfdCount()).to.equal(before);
     });
@@ -243,6 +247,8 @@ describeWith(['timeline'], 'Timeline (kernel)', () => {
       await Promise.all(waits);
       expect(order.length).to.equal(n);
       expect(order).to.deep.equal([...order].sort((a, b) => a - b));
+      expect(eventfdCount()).to.equal(before + 1); // the lane stays until close()
+      t.close();
       expect(eventfdCount()).to.equal(before);
     });
 
@@ -477,7 +483,9 @@ describeWith(['timeline'], 'Timeline (kernel)', () => {
       );
       expect(e.point).to.equal(1n);
       expect(eventfdCount()).to.equal(before + 1); // b's lane keeps its registration for 1
-      b.signal(1); // fires it: the idle lane reads that back and closes its eventfd
+      b.signal(1); // fires it: the idle lane drains it and stays until close()
+      expect(eventfdCount()).to.equal(before + 1);
+      b.close();
       expect(eventfdCount()).to.equal(before);
     });
 

@@ -192,6 +192,26 @@ describeWith(['timeline'], 'Waits against other handles, other processes and the
       expect(MAX_WAIT_REGISTRATIONS).to.be.a('number');
     });
 
+    it('a registration that fires while the lane is idle (another handle signals) is not counted on by a later wait', async () => {
+      using t = dev.createTimeline();
+      const fd = t.exportFd();
+      using other = dev.importTimeline(fd);
+      closeSync(fd);
+      const ac = new AbortController();
+      const p = t.wait(5, { signal: ac.signal });
+      ac.abort();
+      await p.catch(() => undefined); // idle, with a live registration for 5
+      other.signal(5); // fires it while no wait is pending: only the native lane sees the fire
+      await sleep(20);
+      const q = t.wait(7); // must register for 7, not rely on the spent registration for 5
+      setTimeout(() => other.signal(7), 20);
+      expect(await settlesWithin(q, 5000)).to.equal(true);
+      // And a wake delivered through the lane alone (no local poke) resolves several waits at once.
+      const r = [t.wait(8), t.wait(9), t.wait(9, { until: 'available' })];
+      other.signal(9);
+      expect(await settlesWithin(Promise.all(r), 5000)).to.equal(true);
+    });
+
     it('a wait on a point reached while the lane is idle resolves at once, and eventfds go when the object closes', async () => {
       const base = eventfdCount();
       const t = dev.createTimeline();
