@@ -1,8 +1,8 @@
 /**
  * Command-line parsing for `explicit-sync vm`. Pure: no I/O, no process state.
  */
-import { ARCH_ENV, DEFAULT_ARCH, parseArch, type GuestArch } from './arch';
-import { DEFAULT_KERNEL, KERNEL_ENV, parseKernelChoice, type KernelChoice } from './kernel';
+import { ARCH_ENV, ARCHES, DEFAULT_ARCH, parseArch, type GuestArch } from './arch';
+import { DEFAULT_KERNEL, KERNEL_ENV, parseKernelChoice, releaseArch, type KernelChoice } from './kernel';
 
 /** How the VM is accelerated. `auto` tries KVM (with a handshake) and falls back to TCG. */
 export type KvmMode = 'auto' | 'on' | 'off';
@@ -223,6 +223,9 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
     }
   }
 
+  if ('release' in options.kernel && releaseArch(options.kernel.release) !== ARCHES[options.arch].debian) {
+    throw new UsageError(`Expected a kernel release of the ${options.arch} guest (…-${ARCHES[options.arch].debian}) but received ${JSON.stringify(options.kernel.release)}`);
+  }
   options.command = argv.slice(i);
   if (options.command.length === 0 && !options.help && !options.listKernels) {
     throw new UsageError('Missing the command to run, e.g. explicit-sync vm -- npm test');
