@@ -177,7 +177,15 @@ const cli = join(root, 'bin', 'explicit-sync.js');
 
 if (!args.has('--vm-only') && !args.has('--pack-only')) {
   const hostTests = [mocha, 'dist-test/host/**/*.test.mjs'];
-  if (arm64) add(await suite('host tests (in the arm64 VM)', process.execPath, [cli, 'vm', ...VM_TIMEOUT, ...guestNode(), ...hostTests], { skipsFail: false, retryVmDeath: true }));
+  // In the arm64 guest, the two host tests that boot the VM runner's own VM are left out: the
+  // guest has no QEMU (and no nested VM would be arm64-specific).
+  const notInGuest = ['vm-orphan', 'vm-reboot'].flatMap((t) => ['--ignore', `dist-test/host/${t}.test.mjs`]);
+  if (arm64) {
+    add(await suite('host tests (in the arm64 VM)', process.execPath, [cli, 'vm', ...VM_TIMEOUT, ...guestNode(), mocha, ...notInGuest, ...hostTests.slice(1)], {
+      skipsFail: false,
+      retryVmDeath: true,
+    }));
+  }
   else add(await suite('host tests', process.execPath, hostTests, { skipsFail: false }));
 }
 
