@@ -185,8 +185,9 @@ if (!args.has('--vm-only') && !args.has('--pack-only')) {
       skipsFail: false,
       retryVmDeath: true,
     }));
+  } else {
+    add(await suite('host tests', process.execPath, hostTests, { skipsFail: false }));
   }
-  else add(await suite('host tests', process.execPath, hostTests, { skipsFail: false }));
 }
 
 // npm pack → install into a fresh project → require / import / tsc (no DRM needed; compiles the addon).
