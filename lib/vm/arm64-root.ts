@@ -64,20 +64,28 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-/** The newest cached linux-arm64 Node matching `spec`, if any. */
-function cachedNode(cache: string, spec: string): string | undefined {
+/**
+ * The newest version matching `spec` among the entries `<prefix><version><suffix>` of `dir` that
+ * hold `file`, if any.
+ */
+function newestIn(dir: string, prefix: string, suffix: string, file: string, spec: string): string | undefined {
   let names: string[];
   try {
-    names = fs.readdirSync(path.join(cache, 'node'));
+    names = fs.readdirSync(dir);
   } catch {
     return undefined;
   }
   return names
-    .filter((n) => n.startsWith('linux-arm64-') && fs.existsSync(path.join(cache, 'node', n, 'bin/node')))
-    .map((n) => n.slice('linux-arm64-'.length))
+    .filter((n) => n.startsWith(prefix) && n.endsWith(suffix) && fs.existsSync(path.join(dir, n, file)))
+    .map((n) => n.slice(prefix.length, n.length - suffix.length))
     .filter((v) => versionMatches(v, spec))
     .sort(compareVersions)
     .at(-1);
+}
+
+/** The newest cached linux-arm64 Node matching `spec`, if any. */
+function cachedNode(cache: string, spec: string): string | undefined {
+  return newestIn(path.join(cache, 'node'), 'linux-arm64-', '', 'bin/node', spec);
 }
 
 /** Node's arm64 binary matching `spec`: the cached one, else packed from npm into the cache. Call under the cache lock. */
@@ -141,19 +149,7 @@ function rootAt(cache: string, node: string): GuestRoot {
 
 /** The newest cached root whose Node matches `spec`, if any. */
 function cachedRoot(cache: string, spec: string): GuestRoot | undefined {
-  let names: string[];
-  try {
-    names = fs.readdirSync(path.join(cache, 'guest-root'));
-  } catch {
-    return undefined;
-  }
-  const suffix = `-v${FORMAT}`;
-  const version = names
-    .filter((n) => n.startsWith('arm64-node') && n.endsWith(suffix))
-    .map((n) => n.slice('arm64-node'.length, -suffix.length))
-    .filter((v) => versionMatches(v, spec))
-    .sort(compareVersions)
-    .at(-1);
+  const version = newestIn(path.join(cache, 'guest-root'), 'arm64-node', `-v${FORMAT}`, 'bin/busybox', spec);
   return version === undefined ? undefined : rootAt(cache, version);
 }
 
