@@ -33,10 +33,19 @@ export interface AptProfile {
   dir: string;
   purpose: string;
   suites: readonly RunnerSuite[];
+  /** Foreign package architectures the lists also hold (the machine's own stays the native one). */
+  foreign?: readonly string[];
 }
 
 /** The kernels' apt configuration. */
 export const KERNEL_APT: AptProfile = { dir: 'apt', purpose: 'kernel packages only', suites: RUNNER_SUITES };
+
+/**
+ * The arm64 guest's apt configuration: the same suites with the arm64 lists added, for its kernel,
+ * its userspace (busybox-static, libc6, …: `name:arm64`) and the out-of-tree module builds, whose
+ * kbuild host programs come from the native (amd64) lists of the same configuration.
+ */
+export const ARM64_APT: AptProfile = { dir: 'apt-arm64', purpose: 'arm64 guest kernel and userspace packages', suites: RUNNER_SUITES, foreign: ['arm64'] };
 
 /** Where Debian's packages come from on this machine: the main archive and the security one. */
 export interface DebianArchive {
@@ -124,12 +133,14 @@ export function renderSourcesList(archive: DebianArchive, keyring = DEBIAN_KEYRI
 }
 
 /** The `-o` options that point apt-get and apt-cache at the configuration in `dir`. */
-export function aptOptions(dir: string): string[] {
+export function aptOptions(dir: string, foreign: readonly string[] = []): string[] {
   return [
     '-o', `Dir::Etc::sourcelist=${path.join(dir, 'sources.list')}`,
     '-o', 'Dir::Etc::sourceparts=-',
     '-o', `Dir::State::Lists=${path.join(dir, 'lists')}`,
     '-o', `Dir::Cache=${path.join(dir, 'cache')}`,
+    // The machine's dpkg architectures plus these (apt reads APT::Architectures as the whole list).
+    ...(foreign.length > 0 ? ['-o', 'APT::Architectures::=amd64', ...foreign.flatMap((a) => ['-o', `APT::Architectures::=${a}`])] : []),
   ];
 }
 
@@ -174,7 +185,7 @@ export async function runnerApt(
   profile: AptProfile = KERNEL_APT,
 ): Promise<RunnerApt> {
   const dir = path.join(cache, profile.dir);
-  const opts = aptOptions(dir);
+  const opts = aptOptions(dir, profile.foreign);
   const apt: RunnerApt = {
     dir,
     get: async (args, o) => (await runTool('apt-get', [...opts, ...args], { ...tool, ...o })).stdout,

@@ -1,7 +1,8 @@
 /**
  * Command-line parsing for `explicit-sync vm`. Pure: no I/O, no process state.
  */
-import { DEFAULT_KERNEL, KERNEL_ENV, parseKernelChoice, type KernelChoice } from './kernel';
+import { ARCH_ENV, ARCHES, DEFAULT_ARCH, parseArch, type GuestArch } from './arch';
+import { DEFAULT_KERNEL, KERNEL_ENV, parseKernelChoice, releaseArch, type KernelChoice } from './kernel';
 
 /** How the VM is accelerated. `auto` tries KVM (with a handshake) and falls back to TCG. */
 export type KvmMode = 'auto' | 'on' | 'off';
@@ -26,6 +27,8 @@ export interface VmCliOptions {
   kernel: KernelChoice;
   /** `--list-kernels`: say what is cached and what can be fetched, boot nothing. */
   listKernels: boolean;
+  /** The guest's architecture: --arch, else $EXPLICIT_SYNC_VM_ARCH, else x64. */
+  arch: GuestArch;
 }
 
 /** A mistake in the command line; the CLI prints it with the usage text and exits 2. */
@@ -54,6 +57,11 @@ Options:
   --kernel <k>         6.1, 6.12, newest (Debian 13 backports' newest) or an exact
                        release such as 6.1.0-57-amd64 (default ${DEFAULT_KERNEL}, or $${KERNEL_ENV})
   --list-kernels       list the kernels in the cache and those that can be fetched
+  --arch x64|arm64     the guest's architecture (default ${DEFAULT_ARCH}, or $${ARCH_ENV}); arm64
+                       is emulated (qemu-system-aarch64, TCG: several times slower) and runs
+                       Debian's arm64 kernel with an arm64 userspace of its own (busybox, glibc,
+                       Node's arm64 build: the host's major, or $EXPLICIT_SYNC_VM_NODE) in which
+                       the host's other top-level folders (the checkout, the cache) are mounted
   --timeout <seconds>  bound on the whole run (default ${DEFAULT_TIMEOUT_SEC}, or $${TIMEOUT_ENV});
                        exits 124 when it expires
   --kvm auto|on|off    use KVM (auto: try it, fall back to TCG; default auto)
@@ -74,6 +82,14 @@ from changes (its log is in the cache, named by the warning); set
 EXPLICIT_SYNC_VM_RETRY_BUILD=1 to try again anyway.`;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function archOption(text: string, source: string): GuestArch {
+  try {
+    return parseArch(text);
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.replace(/ but received/, ` for ${source} but received`)}`);
+  }
+}
 
 function kernelOption(text: string, source: string): KernelChoice {
   try {
@@ -118,6 +134,7 @@ export function checkEnvSpec(spec: string): string {
 export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): VmCliOptions {
   const envTimeout = env[TIMEOUT_ENV];
   const envKernel = env[KERNEL_ENV];
+  const envArch = env[ARCH_ENV];
   const options: VmCliOptions = {
     command: [],
     timeoutSec: envTimeout !== undefined && envTimeout !== '' ? parseTimeoutSec(envTimeout, `$${TIMEOUT_ENV}`) : DEFAULT_TIMEOUT_SEC,
@@ -130,6 +147,7 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
     vkms: true,
     kernel: envKernel !== undefined && envKernel !== '' ? kernelOption(envKernel, `$${KERNEL_ENV}`) : { series: DEFAULT_KERNEL },
     listKernels: false,
+    arch: envArch !== undefined && envArch !== '' ? archOption(envArch, `$${ARCH_ENV}`) : DEFAULT_ARCH,
   };
 
   let i = 0;
@@ -193,6 +211,9 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
       case '--kernel':
         options.kernel = kernelOption(value(), flag);
         break;
+      case '--arch':
+        options.arch = archOption(value(), flag);
+        break;
       case '--list-kernels':
         noValue();
         options.listKernels = true;
@@ -202,6 +223,9 @@ export function parseVmArgs(argv: readonly string[], env: Readonly<Record<string
     }
   }
 
+  if ('release' in options.kernel && releaseArch(options.kernel.release) !== ARCHES[options.arch].debian) {
+    throw new UsageError(`Expected a kernel release of the ${options.arch} guest (…-${ARCHES[options.arch].debian}) but received ${JSON.stringify(options.kernel.release)}`);
+  }
   options.command = argv.slice(i);
   if (options.command.length === 0 && !options.help && !options.listKernels) {
     throw new UsageError('Missing the command to run, e.g. explicit-sync vm -- npm test');

@@ -55,6 +55,7 @@ async function runVm(argv: readonly string[]): Promise<number> {
       cpus: options.cpus,
       vkms: options.vkms,
       kernel: options.kernel,
+      arch: options.arch,
       ...(process.env.EXPLICIT_SYNC_VM_FAULT === 'boot-panic' ? { faultFirstBoot: 'boot-panic' as const } : {}),
       signal: interrupted.signal,
     });

@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ARCHES, type ArchProfile, type GuestArch } from './arch';
+import { ensureArm64Root, guestNodeSpec, type GuestRoot } from './arm64-root';
 import { DEFAULT_CPUS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_SEC, type KvmMode } from './args';
 import { defaultCacheRoot, processAlive } from './cache';
 import { deadlineAt, formatSeconds, handshakeMs, remainingMs, timerDelay } from './deadline';
@@ -57,6 +59,12 @@ export interface RunInVmOptions {
   vkms?: boolean;
   /** The kernel to boot (default the 6.12 series' newest release). */
   kernel?: KernelChoice;
+  /**
+   * The guest's architecture (default x64). arm64 boots Debian's arm64 kernel under
+   * qemu-system-aarch64 (TCG) with a userspace of its own (arm64-root.ts); its Node is the host's
+   * major release unless $EXPLICIT_SYNC_VM_NODE says otherwise.
+   */
+  arch?: GuestArch;
 }
 
 /** How the run ended: the command exited, or the VM was stopped or failed before it could. */
@@ -107,9 +115,11 @@ async function boot(
   extraCmdline: readonly string[] = [],
 ): Promise<BootResult> {
   const verdictPath = verdictFile(cache, os.release());
+  const arch = ARCHES[opts.arch ?? 'x64'];
   let plan: AccelPlan;
   try {
-    plan = chooseAccel(opts.kvm ?? 'auto', kvmOpenable(), readVerdict(verdictPath));
+    if (!arch.kvm && opts.kvm === 'on') throw new Error(`--kvm on: KVM cannot run an ${arch.arch} guest on this host`);
+    plan = arch.kvm ? chooseAccel(opts.kvm ?? 'auto', kvmOpenable(), readVerdict(verdictPath)) : { first: 'tcg', fallback: false };
   } catch (err) {
     throw new VmSetupError((err as Error).message);
   }
@@ -118,9 +128,9 @@ async function boot(
     const hs = handshakeMs(deadlineMs, Date.now());
     return bootQemu(
       {
-        kernel: image.kernel.vmlinuz, initrd: image.initrd, accel,
+        kernel: image.kernel.vmlinuz, initrd: image.initrd, accel, arch: arch.arch,
         memoryMiB: opts.memoryMiB ?? DEFAULT_MEMORY_MIB, cpus: opts.cpus ?? DEFAULT_CPUS,
-        append: [kernelCmdline(runDir, nonce, remainingMs(deadlineMs, Date.now()) / 1000), ...extraCmdline].join(' '),
+        append: [kernelCmdline(runDir, nonce, remainingMs(deadlineMs, Date.now()) / 1000, arch.arch), ...extraCmdline].join(' '),
       },
       nonce,
       {
@@ -150,13 +160,13 @@ async function boot(
  * cannot be built is reported (a warning, even with `quiet`, for one that should have been built)
  * and the run goes on; the guest's EXPLICIT_SYNC_VM_DRIVERS says what loaded.
  */
-async function guestModules(kernel: Kernel, ctx: ProvisionContext, signal: AbortSignal, vkms: boolean): Promise<GuestModules> {
+async function guestModules(kernel: Kernel, ctx: ProvisionContext, signal: AbortSignal, vkms: boolean, arch: ArchProfile): Promise<GuestModules> {
   const sources = await kernelDrivers(kernel.root, kernel.kver, kernel.config, ctx.tool);
   const modules = GUEST_DRIVERS.filter((d) => sources.get(d.driver) === 'module' && (vkms || d.driver !== 'vkms'))
     .map((d) => ({ module: d.module, driver: d.driver }));
   const builtin = GUEST_DRIVERS.filter((d) => sources.get(d.driver) === 'builtin').map((d) => d.driver);
   const wanted = OOT_RECIPES.filter((r) => sources.get(r.name) === 'absent' && (vkms || r.name !== 'vkms')).map((r) => r.name);
-  const oot = wanted.length > 0 ? await ensureOotModules(kernel, wanted, ctx, signal, () => aptFor(ctx)) : { modules: [], failures: [] };
+  const oot = wanted.length > 0 ? await ensureOotModules(kernel, wanted, ctx, signal, () => aptFor(ctx, arch.debian)) : { modules: [], failures: [] };
   for (const f of oot.failures) process.stderr.write(`${TAG} warning: booting without ${f.name}, which could not be built: ${f.why}\n`);
   const lacking = GUEST_DRIVERS.filter((d) => sources.get(d.driver) === 'absent' && !oot.modules.some((m) => m.name === d.driver));
   if (lacking.length > 0) ctx.progress(`kernel ${kernel.kver} has no ${lacking.map((d) => d.driver).join(', ')}`);
@@ -200,7 +210,8 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
     if (!options.quiet) process.stderr.write(`${TAG} ${message}\n`);
   };
   if (options.command.length === 0) throw new TypeError('runInVm: command must not be empty');
-  checkTools();
+  const arch = ARCHES[options.arch ?? 'x64'];
+  checkTools(arch);
 
   const cache = defaultCacheRoot();
   if (/\s/.test(cache)) throw new VmSetupError(`the cache path ${JSON.stringify(cache)} contains whitespace; set EXPLICIT_SYNC_CACHE`);
@@ -213,11 +224,22 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
   options.signal?.addEventListener('abort', onUserAbort, { once: true });
   let image: VmImage;
   let guest: GuestModules;
+  let foreign: GuestRoot | undefined;
   try {
     const ctx: ProvisionContext = { cache, progress, tool: { signal: provisioning.signal } };
-    const kernel = await ensureKernel(ctx, provisioning.signal, options.kernel ?? { series: DEFAULT_KERNEL });
-    guest = await guestModules(kernel, ctx, provisioning.signal, options.vkms !== false);
-    image = await ensureVmImage(ctx, provisioning.signal, kernel, guest);
+    const kernel = await ensureKernel(ctx, provisioning.signal, options.kernel ?? { series: DEFAULT_KERNEL }, arch.debian);
+    guest = await guestModules(kernel, ctx, provisioning.signal, options.vkms !== false, arch);
+    if (arch.arch === 'arm64') {
+      let spec: string;
+      try {
+        spec = guestNodeSpec(process.env);
+      } catch (err) {
+        throw new VmSetupError((err as Error).message);
+      }
+      foreign = await ensureArm64Root(ctx, provisioning.signal, spec);
+      progress(`arm64 userspace: ${foreign.dir} (Node ${foreign.node})`);
+    }
+    image = await ensureVmImage(ctx, provisioning.signal, kernel, guest, foreign);
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (err instanceof VmSetupError) throw err;
@@ -257,7 +279,7 @@ export async function runInVm(options: RunInVmOptions): Promise<RunInVmResult> {
         `the guest ${result.outcome.kind === 'panic' ? 'kernel panicked' : 'ended'} while booting, before the command started: booting once more`,
       );
       // The image may have been pruned meanwhile by another run: look (and build) again.
-      image = await ensureVmImage({ cache, progress, tool: {} }, options.signal ?? new AbortController().signal, image.kernel, guest);
+      image = await ensureVmImage({ cache, progress, tool: {} }, options.signal ?? new AbortController().signal, image.kernel, guest, foreign);
       result = await boot(cache, image, runDir, nonce, options, deadlineMs, progress);
     }
     const { outcome } = result;

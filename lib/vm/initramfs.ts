@@ -42,6 +42,39 @@ export interface InitSpec {
   optional: readonly { module: string; driver: string }[];
   /** Drivers the kernel has built in or as the in-tree modules above (EXPLICIT_SYNC_VM_DRIVERS). */
   drivers: readonly string[];
+  /**
+   * Host path of a guest root of another architecture (arm64-root.ts): the command's root is then
+   * that tree plus the host's other top-level folders, instead of the host's whole tree.
+   */
+  guestRoot?: string;
+}
+
+/**
+ * The shell lines that mount the host root read-only and make $R the command's root, leaving the
+ * host tree at $H. With a guest root: a tmpfs at $R holding bind mounts of the guest root's
+ * top-level folders, then of every other top-level folder of the host (so the checkout, the cache
+ * and the home folders keep their paths); the host's system folders (bin, lib, usr, etc, …) are
+ * the guest root's, and proc, sys, dev, tmp and run are mounted fresh below.
+ */
+function renderRootMount(guestRoot: string | undefined): string {
+  // cache=loose: the guest caches the host tree, which must not change while the command runs
+  // (2-4x faster module loading than no cache; npx went from minutes to seconds).
+  const mount9p = (at: string): string =>
+    `mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot ${at} || fail "cannot mount the host root (9p)"`;
+  if (guestRoot === undefined) return `R=/mnt/root H=/mnt/root
+${mount9p('$R')}`;
+  return `R=/mnt/root H=/mnt/host
+mkdir -p $H && ${mount9p('$H')}
+[ -x "$H${guestRoot}/bin/busybox" ] || fail "the guest root ${guestRoot} is missing on the host"
+mount -t tmpfs -o mode=755 tmpfs $R || fail "cannot mount the root tmpfs"
+for d in "$H${guestRoot}"/*; do n=\${d##*/}; mkdir "$R/$n" && mount --bind "$d" "$R/$n" || fail "cannot bind /$n of the guest root"; done
+for d in "$H"/*; do
+  n=\${d##*/}
+  case $n in proc|sys|dev|tmp|run|lost+found) continue ;; esac
+  [ -d "$d" ] && [ ! -L "$d" ] && [ ! -e "$R/$n" ] || continue
+  mkdir "$R/$n" && mount --bind "$d" "$R/$n" || fail "cannot bind /$n of the host"
+done
+mkdir -p $R/proc $R/sys $R/dev $R/tmp $R/run`;
 }
 
 /**
@@ -79,13 +112,10 @@ done
 case $timeout in ''|*[!0-9]*) ;; *)
   { sleep $timeout; echo; echo "explicit-sync init: the run's --timeout passed in the guest; powering off"; echo "${exitMarker('$nonce', '124')}"; off; } &
 esac
-R=/mnt/root
-# cache=loose: the guest caches the host tree, which must not change while the command runs
-# (2-4x faster module loading than no cache; npx went from minutes to seconds).
-mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot $R || fail "cannot mount the host root (9p)"
+${renderRootMount(spec.guestRoot)}
 # Read the per-run files before a tmpfs may hide them (the cache can be under /tmp).
 cp "$R$run/run.sh" /run.sh && read -r cwd <"$R$run/cwd" || fail "cannot read $run on the host"
-mkdir -p /hosttmp && mount --bind $R/tmp /hosttmp || fail "cannot bind the host /tmp"
+mkdir -p /hosttmp && mount --bind $H/tmp /hosttmp || fail "cannot bind the host /tmp"
 mount -t proc proc $R/proc && mount -t sysfs sysfs $R/sys && mount -t devtmpfs devtmpfs $R/dev || fail "cannot mount proc, sys, dev"
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 for d in /tmp /run /var/tmp /dev/shm; do
@@ -138,9 +168,11 @@ async function stage(
   modules: readonly ModuleFile[],
   extras: readonly ExtraModule[],
   ctx: ProvisionContext,
+  busybox: string,
 ): Promise<void> {
   for (const d of ['bin', 'dev', 'proc', 'sys', 'mnt/root', 'lib/modules', 'tmp']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(BUSYBOX_PATH, path.join(root, 'bin/busybox'));
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  // The applets are listed by the host's busybox (the same Debian package for any architecture).
   const applets = (await runTool(BUSYBOX_PATH, ['--list'], ctx.tool)).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
   for (const applet of applets) if (applet !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', applet));
   fs.writeFileSync(path.join(root, 'init'), init, { mode: 0o755 });
@@ -224,8 +256,14 @@ export interface GuestModules {
   extras: readonly ExtraModule[];
 }
 
+/** The guest's userspace when it is not the host's: its root, and the static busybox for the initramfs. */
+export interface ForeignRoot {
+  dir: string;
+  busybox: string;
+}
+
 /** Works out the initramfs for `kernel` (its module order and cache key) without building it. */
-export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, guest: GuestModules): Promise<InitramfsPlan> {
+export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, guest: GuestModules, foreign?: ForeignRoot): Promise<InitramfsPlan> {
   const extras = guest.extras;
   const modular: string[] = [];
   for (const m of BOOT_MODULES_IF_MODULAR) if (await hasModule(kernel.root, kernel.kver, m, ctx.tool)) modular.push(m);
@@ -235,8 +273,10 @@ export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, guest
     modules: modules.map((m) => m.name),
     optional: extras.map((e) => ({ module: canonicalModuleName(e.name), driver: canonicalModuleName(e.name) })),
     drivers: [...guest.modules.map((m) => m.driver), ...guest.builtin],
+    ...(foreign !== undefined ? { guestRoot: foreign.dir } : {}),
   });
-  const bb = fs.statSync(BUSYBOX_PATH);
+  const busybox = foreign?.busybox ?? BUSYBOX_PATH;
+  const bb = fs.statSync(busybox);
   const key = initramfsKey(kernel.kver, init, modules, `${bb.size}:${bb.mtimeMs}`, extras.map((e) => `${e.name}:${fileDigest(e.file)}`));
   const target = path.join(ctx.cache, 'initramfs', `${key}.cpio.gz`);
   const build = async (): Promise<void> => {
@@ -244,7 +284,7 @@ export async function planInitramfs(kernel: Kernel, ctx: ProvisionContext, guest
     const tmp = await makeTempDir(ctx.cache);
     try {
       const root = path.join(tmp, 'root');
-      await stage(root, init, modules, extras, ctx);
+      await stage(root, init, modules, extras, ctx, busybox);
       const image = path.join(tmp, 'initramfs.cpio.gz');
       await writeCpioGz(root, image);
       await publish(image, target);

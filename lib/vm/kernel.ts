@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunnerApt } from './apt';
+import type { ArchProfile } from './arch';
 import { makeTempDir, publish } from './cache';
 import { runTool, type ToolOptions } from './tools';
 
@@ -29,15 +30,21 @@ export const KERNEL_ENV = 'EXPLICIT_SYNC_VM_KERNEL';
 /** The named series, in the order `test:kernels` runs them. */
 export const KERNEL_SERIES: readonly KernelSeries[] = ['6.1', '6.12', 'newest'];
 
-/** Release names of the generic amd64 flavour: "6.1.0-57-amd64", "6.12.118+deb12-amd64", "7.3.4+deb13-amd64". */
-const RELEASE_RE = /^(\d+)\.(\d+)\.(\d+)(?:-(\d+)|\+deb(\d+))-amd64$/;
+/** Debian's architecture of a kernel flavour ("amd64", "arm64"). */
+export type DebianArch = ArchProfile['debian'];
+
+/**
+ * Release names of the generic amd64 and arm64 flavours: "6.1.0-57-amd64", "6.12.118+deb12-amd64",
+ * "7.3.4+deb13-amd64", "6.12.118+deb12-arm64".
+ */
+const RELEASE_RE = /^(\d+)\.(\d+)\.(\d+)(?:-(\d+)|\+deb(\d+))-(amd64|arm64)$/;
 
 /** Parses a `--kernel` value; throws a plain Error saying what it accepts. */
 export function parseKernelChoice(text: string): KernelChoice {
   const t = text.trim();
   if (t === '6.1' || t === '6.12' || t === 'newest') return { series: t };
   if (RELEASE_RE.test(t)) return { release: t };
-  throw new Error(`Expected 6.1, 6.12, newest or an amd64 kernel release such as 6.12.118+deb12-amd64 but received ${JSON.stringify(text)}`);
+  throw new Error(`Expected 6.1, 6.12, newest or a kernel release such as 6.12.118+deb12-amd64 but received ${JSON.stringify(text)}`);
 }
 
 /** A choice as the user would write it. */
@@ -59,9 +66,15 @@ export function compareReleases(a: string, b: string): number {
   return 0;
 }
 
-/** Whether release `kver` belongs to the 6.1 or 6.12 series (the Debian 12 packages). */
-export function releaseInSeries(kver: string, series: '6.1' | '6.12'): boolean {
-  return series === '6.1' ? /^6\.1\.0-\d+-amd64$/.test(kver) : /^6\.12\.\d+\+deb\d+-amd64$/.test(kver);
+/** The Debian architecture of release `kver` (its flavour's suffix), if it is a release name. */
+export function releaseArch(kver: string): DebianArch | undefined {
+  return RELEASE_RE.exec(kver)?.[6] as DebianArch | undefined;
+}
+
+/** Whether release `kver` belongs to the 6.1 or 6.12 series (the Debian 12 packages) of `arch`. */
+export function releaseInSeries(kver: string, series: '6.1' | '6.12', arch: DebianArch = 'amd64'): boolean {
+  const re = series === '6.1' ? new RegExp(`^6\\.1\\.0-\\d+-${arch}$`) : new RegExp(`^6\\.12\\.\\d+\\+deb\\d+-${arch}$`);
+  return re.test(kver);
 }
 
 /** An extracted guest kernel in the cache. */
@@ -83,19 +96,18 @@ export interface KernelPackage {
   kver: string;
 }
 
-/** `apt-cache search --names-only` patterns for the unsigned images of a Debian 12 series. */
-export const APT_SEARCH_PATTERNS: Readonly<Record<'6.1' | '6.12', string>> = {
-  '6.1': '^linux-image-6\\.1\\.0-[0-9]+-amd64-unsigned$',
-  '6.12': '^linux-image-6\\.12\\.[0-9]+\\+deb[0-9]+-amd64-unsigned$',
-};
+/** The `apt-cache search --names-only` pattern for the unsigned images of a Debian 12 series. */
+export function aptSearchPattern(series: '6.1' | '6.12', arch: DebianArch = 'amd64'): string {
+  return series === '6.1' ? `^linux-image-6\\.1\\.0-[0-9]+-${arch}-unsigned$` : `^linux-image-6\\.12\\.[0-9]+\\+deb[0-9]+-${arch}-unsigned$`;
+}
 
 /** Unsigned kernel images of `series` named in `apt-cache search` output, newest first (cloud/rt flavours excluded). */
-export function parseKernelPackages(searchOutput: string, series: '6.1' | '6.12' = '6.12'): KernelPackage[] {
+export function parseKernelPackages(searchOutput: string, series: '6.1' | '6.12' = '6.12', arch: DebianArch = 'amd64'): KernelPackage[] {
   const found: KernelPackage[] = [];
   for (const line of searchOutput.split('\n')) {
     const name = line.split(' - ')[0]?.trim() ?? '';
     const m = /^linux-image-(.+)-unsigned$/.exec(name);
-    if (m && releaseInSeries(m[1] as string, series)) found.push({ name, kver: m[1] as string });
+    if (m && releaseInSeries(m[1] as string, series, arch)) found.push({ name, kver: m[1] as string });
   }
   return found.sort((a, b) => compareReleases(b.kver, a.kver));
 }
@@ -173,6 +185,11 @@ export interface ProvisionContext {
 const META = '.explicit-sync-kernel.json';
 const NEWEST_FILE = 'newest-kernel';
 
+/** The file that remembers `newest` for `arch` (amd64 keeps the name it always had). */
+function newestFile(cache: string, arch: DebianArch): string {
+  return path.join(cache, arch === 'amd64' ? NEWEST_FILE : `${NEWEST_FILE}-${arch}`);
+}
+
 /** The image, config and modules directory of an extracted tree for `kver`, if it has an image. */
 export function kernelAt(root: string, kver: string): Kernel | undefined {
   const modules = path.join(root, 'lib/modules', kver);
@@ -205,24 +222,24 @@ export function cachedKernels(cache: string): Kernel[] {
 }
 
 /** The release `newest` resolved to the last time apt was asked, if any. */
-export function rememberedNewest(cache: string): string | undefined {
+export function rememberedNewest(cache: string, arch: DebianArch = 'amd64'): string | undefined {
   try {
-    return fs.readFileSync(path.join(cache, NEWEST_FILE), 'utf8').trim() || undefined;
+    return fs.readFileSync(newestFile(cache, arch), 'utf8').trim() || undefined;
   } catch {
     return undefined;
   }
 }
 
 /** The cached kernel for `choice`, if any (later runs never consult apt). */
-export function findCachedKernel(cache: string, choice: KernelChoice = { series: DEFAULT_KERNEL }): Kernel | undefined {
+export function findCachedKernel(cache: string, choice: KernelChoice = { series: DEFAULT_KERNEL }, arch: DebianArch = 'amd64'): Kernel | undefined {
   const all = cachedKernels(cache);
   if ('release' in choice) return all.find((k) => k.kver === choice.release);
   if (choice.series === 'newest') {
-    const kver = rememberedNewest(cache);
+    const kver = rememberedNewest(cache, arch);
     return kver === undefined ? undefined : all.find((k) => k.kver === kver);
   }
   const series = choice.series;
-  return all.find((k) => releaseInSeries(k.kver, series));
+  return all.find((k) => releaseInSeries(k.kver, series, arch));
 }
 
 async function imagePlan(apt: RunnerApt, image: string, kver: string, version?: string): Promise<KernelPlan | undefined> {
@@ -240,7 +257,7 @@ async function imagePlan(apt: RunnerApt, image: string, kver: string, version?: 
 }
 
 /** Asks the runner's apt which packages `choice` means today. */
-export async function planKernel(apt: RunnerApt, choice: KernelChoice): Promise<KernelPlan> {
+export async function planKernel(apt: RunnerApt, choice: KernelChoice, arch: DebianArch = 'amd64'): Promise<KernelPlan> {
   if ('release' in choice) {
     const kver = choice.release;
     const plan = (await imagePlan(apt, `linux-image-${kver}-unsigned`, kver)) ?? (await imagePlan(apt, `linux-image-${kver}`, kver));
@@ -248,18 +265,18 @@ export async function planKernel(apt: RunnerApt, choice: KernelChoice): Promise<
     return plan;
   }
   if (choice.series === 'newest') {
-    const best = newestFromMetapackage(parseShow(await apt.cache(['show', 'linux-image-amd64'])));
-    if (best === undefined) throw new Error("no linux-image-amd64 package in the runner's apt sources names a kernel image");
+    const best = newestFromMetapackage(parseShow(await apt.cache(['show', `linux-image-${arch}`])));
+    if (best === undefined) throw new Error(`no linux-image-${arch} package in the runner's apt sources names a kernel image`);
     const plan = await imagePlan(apt, best.name, best.kver, best.version);
     if (plan === undefined) throw new Error(`apt-cache show ${best.name}=${best.version} failed`);
     return plan;
   }
   const series = choice.series;
-  for (const pkg of parseKernelPackages(await apt.cache(['search', '--names-only', APT_SEARCH_PATTERNS[series]]), series)) {
+  for (const pkg of parseKernelPackages(await apt.cache(['search', '--names-only', aptSearchPattern(series, arch)]), series, arch)) {
     const plan = await imagePlan(apt, pkg.name, pkg.kver);
     if (plan !== undefined) return plan;
   }
-  throw new Error(`no linux-image-${series}.*-amd64-unsigned package in the runner's apt sources`);
+  throw new Error(`no linux-image-${series}.*-${arch}-unsigned package in the runner's apt sources`);
 }
 
 /** Downloads, extracts and indexes the kernel of `plan`. Call under the cache lock. */
@@ -291,8 +308,9 @@ export async function provisionKernel(ctx: ProvisionContext, apt: RunnerApt, pla
 }
 
 /** Records which release `newest` means, so later runs find it in the cache without apt. */
-export function rememberNewest(cache: string, kver: string): void {
-  const tmp = path.join(cache, `${NEWEST_FILE}.${process.pid}`);
+export function rememberNewest(cache: string, kver: string, arch: DebianArch = 'amd64'): void {
+  const file = newestFile(cache, arch);
+  const tmp = `${file}.${process.pid}`;
   fs.writeFileSync(tmp, `${kver}\n`);
-  fs.renameSync(tmp, path.join(cache, NEWEST_FILE));
+  fs.renameSync(tmp, file);
 }

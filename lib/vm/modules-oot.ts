@@ -59,6 +59,35 @@ export function patchSwSync(files: { swSync: string; syncDebug: string }): { swS
   return { swSync, syncDebug };
 }
 
+/**
+ * dma-heap.c + heaps/system_heap.c as one module, for kernels without CONFIG_DMABUF_HEAPS (Debian's
+ * arm64 6.12): both are built-in-only code, so one file includes the two, dma-heap's initcall
+ * becomes part of the module's init (the heap class before the system heap), and the module gets
+ * a licence and imports the DMA_BUF symbol namespace (MODULE_INFO spells it the same on every
+ * kernel, a bare token before 6.13 and a string after).
+ */
+export function patchDmaHeap(files: { dmaHeap: string; systemHeap: string }): { dmaHeap: string; systemHeap: string } {
+  const dmaHeap = patchSource(files.dmaHeap, /^subsys_initcall\(dma_heap_init\);[ \t]*$/m, '', 'dma-heap.c (initcall)');
+  const systemHeap = patchSource(
+    files.systemHeap,
+    /^module_init\(system_heap_create\);[ \t]*$/m,
+    [
+      'static int __init explicit_sync_dma_heap_init(void)',
+      '{',
+      '\tint ret = dma_heap_init();',
+      '',
+      '\treturn ret ? ret : system_heap_create();',
+      '}',
+      'module_init(explicit_sync_dma_heap_init);',
+      'MODULE_LICENSE("GPL");',
+      'MODULE_DESCRIPTION("dma-heap with the system heap (built out of tree by explicit-sync)");',
+      'MODULE_INFO(import_ns, "DMA_BUF");',
+    ].join('\n'),
+    'heaps/system_heap.c (init)',
+  );
+  return { dmaHeap, systemHeap };
+}
+
 /** The recipes the runner knows, in load order. */
 export const OOT_RECIPES: readonly OotRecipe[] = [
   {
@@ -82,6 +111,23 @@ export const OOT_RECIPES: readonly OotRecipe[] = [
       fs.writeFileSync(path.join(dir, 'sw_sync_main.c'), patched.swSync);
       fs.writeFileSync(path.join(dir, 'sync_debug.c'), patched.syncDebug);
       fs.writeFileSync(path.join(dir, 'Kbuild'), 'obj-m := sw_sync.o\nsw_sync-y := sw_sync_main.o sync_debug.o\n');
+    },
+    makeVars: [],
+    defaultDepends: [],
+  },
+  {
+    // The driver's name as GUEST_DRIVERS has it: /init reports an out-of-tree module by its name.
+    name: 'dma_heap',
+    config: 'DMABUF_HEAPS',
+    dir: 'drivers/dma-buf',
+    files: ['dma-heap.c', 'heaps/system_heap.c'],
+    prepare: (dir) => {
+      const read = (f: string): string => fs.readFileSync(path.join(dir, f), 'utf8');
+      const patched = patchDmaHeap({ dmaHeap: read('dma-heap.c'), systemHeap: read('heaps/system_heap.c') });
+      fs.writeFileSync(path.join(dir, 'dma-heap.c'), patched.dmaHeap);
+      fs.writeFileSync(path.join(dir, 'heaps/system_heap.c'), patched.systemHeap);
+      fs.writeFileSync(path.join(dir, 'dma_heap_main.c'), '#include "dma-heap.c"\n#include "heaps/system_heap.c"\n');
+      fs.writeFileSync(path.join(dir, 'Kbuild'), 'obj-m := dma_heap.o\ndma_heap-y := dma_heap_main.o\n');
     },
     makeVars: [],
     defaultDepends: [],

@@ -14,7 +14,8 @@ import { machineArchive, type RunnerApt } from './apt';
 import { BUILD_MOUNT, buildRootUnavailable, chrootMakeArgs, debianSuiteOf, ensureBuildRoot } from './buildroot';
 import { makeTempDir, publish, withCacheLock } from './cache';
 import type { ExtraModule } from './initramfs';
-import { parsePolicyCandidate, type Kernel, type ProvisionContext } from './kernel';
+import { ARCHES } from './arch';
+import { parsePolicyCandidate, releaseArch, type Kernel, type ProvisionContext } from './kernel';
 import { parseModinfo } from './modules';
 import {
   buildPackages,
@@ -36,8 +37,18 @@ export interface OotResult {
   failures: { name: string; why: string }[];
 }
 
-/** Where the modules are built: on the host, or in the build root of a Debian release. */
-export type OotBuilder = { kind: 'host'; label: string } | { kind: 'root'; suite: string; label: string };
+/**
+ * Where the modules are built: on the host, or in the build root of a Debian release. A host build
+ * for another architecture (arm64) cross-compiles: kbuild's host programs are the amd64 kbuild
+ * package's, the compiler is `${cross}gcc`, and make gets ARCH= and CROSS_COMPILE=.
+ */
+export type OotBuilder = { kind: 'host'; label: string; makeVars?: readonly string[] } | { kind: 'root'; suite: string; label: string };
+
+/** The cross-compiling make variables for a kernel of another architecture than the host's, if it is one. */
+export function crossMakeVars(kver: string): readonly string[] | undefined {
+  const arch = releaseArch(kver) === 'arm64' ? ARCHES.arm64 : undefined;
+  return arch?.crossCompile === undefined ? undefined : [`ARCH=${arch.kbuildArch}`, `CROSS_COMPILE=${arch.crossCompile}`];
+}
 
 /** How the modules of a kernel built with gcc `kernelMajor` are built here, or why they cannot be. */
 export function chooseBuilder(
@@ -77,9 +88,9 @@ async function moduleDepends(ko: string, recipe: OotRecipe, ctx: ProvisionContex
   return deps.length > 0 ? deps : [...recipe.defaultDepends];
 }
 
-async function hostGccMajor(ctx: ProvisionContext): Promise<number | undefined> {
+async function hostGccMajor(ctx: ProvisionContext, gcc = 'gcc'): Promise<number | undefined> {
   try {
-    const v = (await runTool('gcc', ['-dumpversion'], ctx.tool)).stdout.trim();
+    const v = (await runTool(gcc, ['-dumpversion'], ctx.tool)).stdout.trim();
     return /^\d+/.test(v) ? Number.parseInt(v, 10) : undefined;
   } catch {
     return undefined;
@@ -162,7 +173,8 @@ async function buildModules(kernel: Kernel, recipes: readonly OotRecipe[], build
     let make: (moduleDir: string, vars: readonly string[]) => Promise<unknown>;
     if (builder.kind === 'host') {
       headersDir = await unpackHeaders(debs, path.join(tmp, 'root'), pkgs.headers, ctx);
-      make = (moduleDir, vars) => runTool('make', moduleMakeArgs(headersDir, moduleDir, 2, vars), ctx.tool);
+      const cross = builder.makeVars ?? [];
+      make = (moduleDir, vars) => runTool('make', moduleMakeArgs(headersDir, moduleDir, 2, [...vars, ...cross]), ctx.tool);
     } else {
       let root: string;
       try {
@@ -245,7 +257,17 @@ export async function ensureOotModules(
 
   const configText = kernel.config ? fs.readFileSync(kernel.config, 'utf8') : '';
   const have = (t: string): boolean => path.isAbsolute(toolPath(t));
-  const builder = chooseBuilder(kernel.kver, kernelGccMajor(configText), await hostGccMajor(ctx), have, process.getuid?.());
+  const cross = crossMakeVars(kernel.kver);
+  let builder: OotBuilder | { why: string };
+  if (cross === undefined) {
+    builder = chooseBuilder(kernel.kver, kernelGccMajor(configText), await hostGccMajor(ctx), have, process.getuid?.());
+  } else {
+    const gcc = `${ARCHES.arm64.crossCompile ?? ''}gcc`;
+    const crossBuilder = chooseBuilder(kernel.kver, kernelGccMajor(configText), await hostGccMajor(ctx, gcc), (t) => have(t === 'gcc' ? gcc : t), process.getuid?.());
+    builder = 'kind' in crossBuilder && crossBuilder.kind === 'host'
+      ? { kind: 'host', label: `host ${gcc} ${crossBuilder.label.replace(/^host gcc /, '')}`, makeVars: cross }
+      : { why: 'why' in crossBuilder ? crossBuilder.why.replace(/\bgcc\b/, gcc) : `cross builds need ${gcc} at least the kernel's (no build root for another architecture)` };
+  }
   const missing = recipes.filter((r) => !cached.some((m) => m.name === r.name));
   if ('why' in builder) return { modules: cached, failures: missing.map((r) => ({ name: r.name, why: builder.why })) };
 

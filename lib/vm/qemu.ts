@@ -7,6 +7,7 @@
  * stop waiting for it we SIGKILL it (a failed KVM guest hangs and ignores gentler signals).
  */
 import { spawn } from 'node:child_process';
+import { ARCHES, type GuestArch } from './arch';
 import { ConsoleParser } from './console';
 import { POWEROFF_GRACE_MS, remainingMs, timerDelay } from './deadline';
 import { findExecutableOnPath, toolEnv, toolPath } from './tools';
@@ -23,6 +24,8 @@ export interface QemuConfig {
   cpus: number;
   /** Kernel command line. */
   append: string;
+  /** The guest's architecture (default x64). */
+  arch?: GuestArch;
 }
 
 /**
@@ -30,9 +33,9 @@ export interface QemuConfig {
  * `timeoutSec` is what is left of the run's bound: the guest's /init powers off when it passes,
  * counted from its own start, so the guest ends even when no runner is left to kill QEMU.
  */
-export function kernelCmdline(runDir: string, nonce: string, timeoutSec?: number): string {
+export function kernelCmdline(runDir: string, nonce: string, timeoutSec?: number, arch: GuestArch = 'x64'): string {
   const timeout = timeoutSec !== undefined ? [`es.timeout=${Math.max(1, Math.ceil(timeoutSec))}`] : [];
-  return ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', ...timeout, `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
+  return [`console=${ARCHES[arch].console}`, 'quiet', 'loglevel=3', 'panic=-1', 'mitigations=off', ...timeout, `es.run=${runDir}`, `es.nonce=${nonce}`].join(' ');
 }
 
 /** QEMU's argv for `c`; nothing in it reads the terminal. */
@@ -41,6 +44,7 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-nodefaults', '-no-user-config',
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio',
     '-no-reboot',
+    ...ARCHES[c.arch ?? 'x64'].machine,
     ...(c.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-m', String(c.memoryMiB), '-smp', String(c.cpus),
     '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.append,
@@ -113,7 +117,7 @@ const KVM_ERROR = /KVM internal error|failed to initialize kvm|Could not access 
 
 /** The first line of QEMU's stderr that reports an error, for messages. */
 function firstError(stderr: string): string | undefined {
-  return stderr.split('\n').find((line) => /error|failed|assert/i.test(line))?.replace(/^qemu-system-x86_64: /, '').trim();
+  return stderr.split('\n').find((line) => /error|failed|assert/i.test(line))?.replace(/^qemu-system-\w+: /, '').trim();
 }
 
 /** Boots QEMU, streams the command's output, and resolves once the QEMU process is gone. */
@@ -121,7 +125,7 @@ export function bootQemu(config: QemuConfig, nonce: string, opts: BootOptions): 
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const parser = new ConsoleParser(nonce);
-    const cmd = qemuCommand(qemuArgs(config), toolPath('qemu-system-x86_64'), findExecutableOnPath('setpriv'), process.pid);
+    const cmd = qemuCommand(qemuArgs(config), toolPath(ARCHES[config.arch ?? 'x64'].qemu), findExecutableOnPath('setpriv'), process.pid);
     if (cmd.warning !== undefined) opts.onWarning?.(cmd.warning);
     const child = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'], env: toolEnv() });
     let stderr = '';

@@ -72,9 +72,9 @@ export function isStaticElf(image: Buffer): boolean {
 }
 
 /** Human-readable problems with the required tools; empty when everything is there. */
-export function missingTools(): string[] {
+export function missingTools(extra: ReadonlyMap<string, string> = new Map()): string[] {
   const problems: string[] = [];
-  for (const [tool, pkg] of REQUIRED_TOOLS) {
+  for (const [tool, pkg] of [...REQUIRED_TOOLS, ...extra]) {
     if (tool === 'busybox') continue;
     if (findExecutable(tool, searchDirs(), isExecutableFile) === undefined) problems.push(`${tool} (package ${pkg})`);
   }

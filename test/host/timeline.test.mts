@@ -244,7 +244,9 @@ describe('PointWaitQueue (host, scripted syncobj)', () => {
     expect(s.armed.length).to.be.lessThan(20);
     for (let level = 250n; level <= 2000n; level += 250n) {
       s.advance('signaled', level);
-      await sleep(5);
+      // The eventfd wakes the loop when it wakes it: on a slow machine (the emulated arm64 guest)
+      // 5 ms were not enough. Wait for the level's waits, generously bounded; none beyond it.
+      for (const until = Date.now() + 60_000; order.length < Number(level) && Date.now() < until; ) await sleep(5);
       expect(order.length).to.equal(Number(level));
       expect(eventfds() - before).to.be.at.most(1);
     }

@@ -60,16 +60,21 @@ switch (mode) {
     break;
   }
   case 'exit': {
-    // process.exit() with ref'd waits of every kind pending, in this thread and in a worker.
+    // process.exit() with ref'd waits of every kind pending, in this thread and in a worker. This
+    // thread's waits start once the worker's are pending: vgem signals a fence by itself 10 s after
+    // attaching it (VGEM_FENCE_TIMEOUT), and a worker's start alone took longer than that in the
+    // emulated arm64 guest, so a fence made before it was signalled before process.exit().
     const vgem = VgemDevice.open();
     alive.push(vgem);
-    const { syncFile } = vgemFence(vgem);
-    for (const p of [t.wait(1), t.wait(2, { until: 'available' }), s.wait(), syncFile.wait(), t.wait(3, { timeoutMs: 600000 })])
-      p.then(note('main'), note('main'));
     const w = new Worker(fileURLToPath(new URL('./worker.mjs', import.meta.url)), {
       workerData: { mode: 'pending', path: dev.path },
     });
-    w.once('message', () => setTimeout(() => process.exit(3), 100));
+    w.once('message', () => {
+      const { syncFile } = vgemFence(vgem);
+      for (const p of [t.wait(1), t.wait(2, { until: 'available' }), s.wait(), syncFile.wait(), t.wait(3, { timeoutMs: 600000 })])
+        p.then(note('main'), note('main'));
+      setTimeout(() => process.exit(3), 100);
+    });
     break;
   }
   case 'throw': {
