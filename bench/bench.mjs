@@ -388,6 +388,7 @@ async function main() {
       const r = await benchWake(fx, c, opts.wake);
       result.wake = r.js;
       result.koffi.wake = r.koffi;
+      result.floor = { wake: r.floor };
       cResult.wake = r.c;
       progress(`wake: ${((Date.now() - t) / 1000).toFixed(1)} s${c ? ' (C, JS and koffi)' : ' (JS and koffi)'}`);
     }

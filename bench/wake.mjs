@@ -146,10 +146,16 @@ function kinds(fx, c) {
   };
 }
 
-/** Runs every kind in both states; returns { js, c, koffi }: name → stats (name_asleep for asleep). */
+/**
+ * Runs every kind in both states; returns { js, c, koffi, floor }: name → stats (name_asleep for
+ * asleep). `floor` is the floor measured alongside each kind: a chunk of floor rounds right after
+ * each chunk of that kind's JS and koffi rounds, in the same state, so that both sides see the same
+ * caches and load (a chunk follows the coprocess's C rounds, which evict the JIT's and TCG's warm
+ * code; the standalone floor runs its rounds back to back and would look cheaper than it is here).
+ */
 export async function benchWake(fx, c, n) {
   const chunk = 20;
-  const out = { js: {}, c: {}, koffi: {} };
+  const out = { js: {}, c: {}, koffi: {}, floor: {} };
   const all = kinds(fx, c);
   const warm = Math.max(1, Math.floor(n / 10));
   for (const state of c ? ['busy', 'asleep'] : ['busy']) {
@@ -157,7 +163,8 @@ export async function benchWake(fx, c, n) {
       if (state === 'asleep' && sides.busyOnly) continue;
       const name = state === 'busy' ? kind : `${kind}_asleep`;
       const hasC = c && kind !== 'floor' && kind !== 'set_immediate';
-      const v = { js: [], c: [], koffi: [] };
+      const paired = kind !== 'floor' && kind !== 'set_immediate';
+      const v = { js: [], c: [], koffi: [], floor: [] };
       if (hasC) await c.wake(name, warm);
       for (let i = 0; i < warm; i++) {
         await sides.js(state);
@@ -168,10 +175,12 @@ export async function benchWake(fx, c, n) {
         if (hasC) v.c.push(...(await c.wake(name, k)));
         for (let i = 0; i < k; i++) v.js.push(await sides.js(state));
         if (sides.koffi) for (let i = 0; i < k; i++) v.koffi.push(await sides.koffi(state));
+        if (paired) for (let i = 0; i < k; i++) v.floor.push(await all.floor.js(state));
       }
       out.js[name] = stats(v.js);
       if (hasC) out.c[name] = stats(v.c);
       if (sides.koffi) out.koffi[name] = stats(v.koffi);
+      if (paired) out.floor[name] = stats(v.floor);
     }
   }
   return out;
