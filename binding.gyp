@@ -10,6 +10,7 @@
         "native/util.cc",
         "native/device.cc",
         "native/fd_watcher.cc",
+        "native/fd_poller.cc",
         "native/sync_file.cc",
         "native/dma_buf.cc",
         "native/vgem.cc",

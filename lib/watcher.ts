@@ -1,16 +1,16 @@
 /**
  * Async waits on fd readiness, on Node's event loop, with no thread blocked.
  *
- * An {@link FdWaitQueue} owns one native FdWatcher (uv_poll) for one fd and multiplexes any number
- * of waits onto it, each with its own timeout, AbortSignal and ref flag. Readiness is a hint:
+ * An {@link FdWaitQueue} watches one fd in the thread's epoll set (lib/fd-poller.ts) and multiplexes
+ * any number of waits onto it, each with its own timeout, AbortSignal and ref flag. Readiness is a hint:
  * before resolving, the queue confirms with the owner's zero-timeout `check()`. A timeout is a
  * verdict only after one last `check()`: a wait whose condition held by then resolves (with every
  * other wait on the queue), however late the timer ran.
  * @module
  */
-import { AbortError, ClosedError, ExplicitSyncError } from './errors';
+import { AbortError, ClosedError } from './errors';
 import { monotonicNow, toDeadline } from './clock';
-import { native, NativeFdWatcher } from './native';
+import { PolledFd } from './fd-poller';
 import {
   I64_MAX,
   InvalidArgTypeError,
@@ -209,18 +209,20 @@ export function abortError(signal: AbortSignal): AbortError {
  * Waits on one fd. `check()` returns true once the condition holds (it may throw to fail every
  * pending wait). The queue never closes the fd: its owner calls {@link close} first, then closes it.
  *
- * Lifetime invariants: a native watcher (a uv_poll handle) exists only while a wait is pending,
- * and while it exists it roots this queue and, through `owner`, the object that owns the fd. So
- * the owner cannot be garbage-collected mid-wait, and when it is collected (no wait pending) no
- * poll handle is left on its fd for the GC backstop to close the fd under.
+ * The fd is watched in the thread's epoll set (lib/fd-poller.ts: one epoll_ctl per wait, no
+ * uv_poll handle of its own). Lifetime invariants: while a wait is pending the set's table roots
+ * this queue and, through `owner`, the object that owns the fd, so the owner cannot be
+ * garbage-collected mid-wait; idle, nothing of the set references it (the fd stays in the kernel's
+ * set, disabled, until close(), or until the GC backstop closes the fd, which removes it).
  */
 export class FdWaitQueue {
   readonly #fd: number;
   readonly #check: () => boolean;
-  /** Kept only to hold the fd's owner alive while the native watcher roots this queue. */
+  /** Kept only to hold the fd's owner alive while the epoll set's table roots this queue. */
   readonly #owner: object | undefined;
   readonly #waiters = new Set<Waiter>();
-  #watcher: NativeFdWatcher | null = null;
+  /** The fd's place in the thread's epoll set (lib/fd-poller.ts), from the first wait on. */
+  #polled: PolledFd | null = null;
   #refCount = 0;
   #closed = false;
 
@@ -286,20 +288,15 @@ export class FdWaitQueue {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#waiters.size > 0) this.rejectAll(new ClosedError(what, 'poll', 'wait'));
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#polled?.remove();
+    this.#polled = null;
   }
 
   #add(w: Waiter): void {
     this.#waiters.add(w);
     if (w.ref) this.#refCount++;
-    if (this.#watcher === null) {
-      this.#watcher = new native.FdWatcher(this.#fd, (status, events) => this.#onReady(status, events));
-      this.#watcher.start(native.POLL.READABLE);
-      this.#watcher.setRef(this.#refCount > 0);
-    } else if (w.ref && this.#refCount === 1) {
-      this.#watcher.setRef(true);
-    }
+    this.#polled ??= new PolledFd(this.#fd, (err) => this.#onReady(err));
+    this.#polled.arm(this.#refCount > 0);
   }
 
   /** Removes one waiter and settles it: with `err`, or resolved when err is undefined. */
@@ -308,23 +305,25 @@ export class FdWaitQueue {
     w.cancelTimer?.();
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
     if (w.ref) this.#refCount--;
-    if (this.#watcher !== null) {
-      if (this.#waiters.size === 0) {
-        // Idle: free the poll handle (see the class comment); the next wait makes a new one.
-        this.#watcher.close();
-        this.#watcher = null;
-      } else if (this.#refCount === 0) this.#watcher.setRef(false);
-    }
+    if (this.#waiters.size === 0) this.#polled?.disarm(); // idle: nothing roots this queue (see the class comment)
+    else if (this.#refCount === 0) this.#polled?.setRef(false);
     if (err === undefined) w.resolve();
     else w.reject(err);
   }
 
-  #onReady(status: number, _events: number): void {
-    if (status < 0) {
-      this.rejectAll(new ExplicitSyncError(-status, 'poll'));
+  #onReady(err: Error | undefined): void {
+    if (err !== undefined) {
+      this.rejectAll(err);
       return;
     }
-    this.#lastLook(); // false: a spurious wakeup, keep waiting
+    // A report is taken once: a spurious one (check() still false) arms the fd again.
+    if (!this.#lastLook() && this.#waiters.size > 0) {
+      try {
+        this.#polled?.arm(this.#refCount > 0);
+      } catch (e) {
+        this.rejectAll(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
   }
 
   /**

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitUtil(env, exports);
   InitDevice(env, exports);
   InitFdWatcher(env, exports);
+  InitFdPoller(env, exports);
   InitSyncFile(env, exports);
   InitDmaBuf(env, exports);
   InitVgem(env, exports);

@@ -79,6 +79,7 @@ inline Napi::Value U64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env
 void InitUtil(Napi::Env env, Napi::Object exports);
 void InitDevice(Napi::Env env, Napi::Object exports);
 void InitFdWatcher(Napi::Env env, Napi::Object exports);
+void InitFdPoller(Napi::Env env, Napi::Object exports);
 void InitSyncFile(Napi::Env env, Napi::Object exports);
 void InitDmaBuf(Napi::Env env, Napi::Object exports);
 void InitVgem(Napi::Env env, Napi::Object exports);

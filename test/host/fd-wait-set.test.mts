@@ -1,0 +1,169 @@
+// The thread's epoll set for fd waits (lib/fd-poller.ts, native/fd_poller.cc): every wait on an fd
+// (sync_files, a KMS device's events) is one entry of one epoll set, not a uv_poll of its own.
+// FIFOs stand in for sync_files here (readable once written, as a signalled fence is); real
+// sync_files are waited on in test/vm.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ClosedError, TimeoutError, inspect } from 'explicit-sync';
+import { native } from '../../dist/native.js';
+import { FdWaitQueue } from '../../dist/watcher.js';
+import { FD_WAIT_SET, fdWaitSetFd } from '../../dist/fd-poller.js';
+import { openFifo as openFifoIn, shouldReject, sleep } from '../helpers.mjs';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'es-fd-wait-set-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The epoll fds of this process (the set's among them, and libuv's own). */
+function epollFds(): number[] {
+  const out: number[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[eventpoll]') out.push(Number(fd));
+    } catch {
+      // readdir's own fd, closed by now
+    }
+  }
+  return out;
+}
+
+/** A stand-in fence: a FIFO (readable once written), waited on as SyncFile#wait() does. */
+interface Fence {
+  fd: number;
+  wait(opts?: { timeoutMs?: number; ref?: boolean }): Promise<void>;
+  signal(): void;
+  close(): void;
+}
+function fifoFence(): Fence {
+  const fd = openFifoIn(dir);
+  const queue = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+  return {
+    fd,
+    wait: (opts = {}) =>
+      queue.wait({ timeoutMs: opts.timeoutMs, signal: undefined, ref: opts.ref ?? true, onTimeout: () => new TimeoutError('poll') }),
+    signal: () => void writeSync(fd, 'x'),
+    close: () => {
+      queue.close();
+      closeSync(fd);
+    },
+  };
+}
+
+const watcher = fileURLToPath(new URL('../../dist/watcher.js', import.meta.url));
+const nativeJs = fileURLToPath(new URL('../../dist/native.js', import.meta.url));
+
+describe('fd waits: one epoll set per thread', () => {
+  it('waits on 40 fds pending at once add no fd but the set; the census names it', async () => {
+    const fences = Array.from({ length: 40 }, () => fifoFence());
+    try {
+      const first = fences[0]!.wait();
+      const set = fdWaitSetFd();
+      expect(set, 'the set exists once an fd wait is pending').to.be.at.least(0);
+      const epolls = epollFds();
+      expect(epolls).to.include(set);
+      const waits = [first, ...fences.slice(1).map((f) => f.wait({ timeoutMs: 10_000 }))];
+      expect(epollFds(), 'no epoll fd per wait').to.deep.equal(epolls);
+      expect(fdWaitSetFd()).to.equal(set);
+      expect(inspect().fds.find(([kind]) => kind === FD_WAIT_SET)).to.deep.equal([FD_WAIT_SET, 1]);
+      for (const f of fences) f.signal();
+      await Promise.all(waits);
+    } finally {
+      for (const f of fences) f.close();
+    }
+  });
+
+  it('an fd closed with a wait pending leaves the set; its number, reused by another file, is waited on afresh', async () => {
+    const a = fifoFence();
+    const pending = a.wait();
+    const fd = a.fd;
+    a.close();
+    expect((await shouldReject(pending, ClosedError)).code).to.equal('EBADF');
+    const b = fifoFence();
+    try {
+      expect(b.fd, 'the lowest free number comes back').to.equal(fd);
+      const p = b.wait({ timeoutMs: 10_000 });
+      await sleep(5);
+      b.signal();
+      await p;
+    } finally {
+      b.close();
+    }
+  });
+
+  it('a fence waited on again after a timeout is armed again (a report is taken once)', async () => {
+    const f = fifoFence();
+    try {
+      await shouldReject(f.wait({ timeoutMs: 20 }), TimeoutError);
+      const p = f.wait({ timeoutMs: 10_000 });
+      await sleep(5);
+      f.signal();
+      await p;
+      await f.wait({ timeoutMs: 0 }); // and stays signalled
+    } finally {
+      f.close();
+    }
+  });
+
+  it('a ref\'d wait keeps the process alive until it resolves; once idle the set does not', function () {
+    this.timeout(30_000);
+    // The child exits with 3 only if the wait kept it alive until the FIFO was written from outside
+    // (a timer would keep it alive itself, so the write comes from a shell in the background), and
+    // ends by itself afterwards: the idle set is unref'd.
+    const path = join(dir, 'fifo-ref');
+    execFileSync('mkfifo', [path]);
+    const code = `
+      const fs = require('node:fs');
+      const { FdWaitQueue } = require(${JSON.stringify(watcher)});
+      const { native } = require(${JSON.stringify(nativeJs)});
+      const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+      require('node:child_process').spawn('sh', ['-c', 'sleep 0.3; echo x > ${path}'], { stdio: 'ignore' }).unref();
+      q.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new Error('timeout') }).then(() => { process.exitCode = 3; q.close(); fs.closeSync(fd); });`;
+    let status = 0;
+    try {
+      execFileSync(process.execPath, ['-e', code], { timeout: 20_000, encoding: 'utf8' });
+    } catch (err) {
+      status = (err as { status: number }).status;
+    }
+    expect(status, 'exit status (3: resolved, then exited by itself)').to.equal(3);
+  });
+
+  it('a worker\'s set goes with the worker when it is terminated with waits pending', function () {
+    this.timeout(30_000);
+    const path = join(dir, 'fifo-worker');
+    execFileSync('mkfifo', [path]);
+    // In a child, so that the count of epoll fds is not disturbed by this process's other tests.
+    const code = `
+      const { Worker } = require('node:worker_threads');
+      const fs = require('node:fs');
+      const epolls = () => fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f) === 'anon_inode:[eventpoll]'; } catch { return false; } }).length;
+      const before = epolls();
+      const src = \`
+        const fs = require('node:fs');
+        const { FdWaitQueue } = require(${JSON.stringify(watcher)});
+        const { native } = require(${JSON.stringify(nativeJs)});
+        const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+        const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+        q.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new Error('timeout') });
+        require('node:worker_threads').parentPort.postMessage(require('node:fs').readdirSync('/proc/self/fd').length);\`;
+      let rounds = 0;
+      let during = 0;
+      const next = () => {
+        const w = new Worker(src, { eval: true });
+        w.on('message', () => { during = Math.max(during, epolls() - before); w.terminate(); });
+        w.on('exit', () => (++rounds < 4 ? next() : setTimeout(() => process.stdout.write(during + ' ' + (epolls() - before)), 50)));
+      };
+      next();`;
+    const out = execFileSync(process.execPath, ['-e', code], { timeout: 25_000, encoding: 'utf8' });
+    // While a worker waits: its loop's epoll fd and its wait set (2); after the 4 workers: none.
+    expect(out, 'epoll fds while a worker waits, and after 4 workers').to.equal('2 0');
+  });
+});
