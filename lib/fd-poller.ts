@@ -5,7 +5,7 @@
  * five syscalls, a JS wrapper, a reference and an async context).
  *
  * An fd is armed while its owner has waits pending and reported once (EPOLLONESHOT): it then stays
- * in the set, disabled, until armed again or removed (remove() before its owner closes the fd).
+ * in the set, disabled, until armed again or until its owner closes the fd (see forget()).
  * While armed it is in `pending`, which roots its owner (the owner cannot be collected mid-wait);
  * idle, nothing here references it, so an owner dropped without close() is collected and its GC
  * backstop closes the fd, which takes it out of the set.
@@ -24,7 +24,6 @@ interface NativeFdPoller {
   readonly fd: number;
   add(fd: number, token: number): void;
   rearm(fd: number, token: number): void;
-  remove(fd: number): void;
   setRef(ref: boolean): void;
   close(): void;
 }
@@ -154,11 +153,15 @@ export class PolledFd {
     this.#inSet = null;
   }
 
-  /** Takes the fd out of the set (before its owner closes it). Idempotent. */
-  remove(): void {
+  /**
+   * Forgets the fd (its owner is about to close it). No epoll_ctl: closing the fd removes its entry
+   * (when this was the file's last fd; an entry of a file still open elsewhere stays, disabled or
+   * reporting a token nobody has, until that file is closed). Deleting it by number instead would
+   * be wrong when the number was closed behind the owner's back and reused by another waited-on
+   * file: that file's entry would go, and its wait with it. Idempotent.
+   */
+  forget(): void {
     this.disarm();
-    const s = this.#inSet;
     this.#inSet = null;
-    if (s !== null && s === set) s.remove(this.#fd);
   }
 }

@@ -213,7 +213,7 @@ export function abortError(signal: AbortSignal): AbortError {
  * uv_poll handle of its own). Lifetime invariants: while a wait is pending the set's table roots
  * this queue and, through `owner`, the object that owns the fd, so the owner cannot be
  * garbage-collected mid-wait; idle, nothing of the set references it (the fd stays in the kernel's
- * set, disabled, until close(), or until the GC backstop closes the fd, which removes it).
+ * set, disabled, until the owner or the GC backstop closes the fd, which removes it).
  */
 export class FdWaitQueue {
   readonly #fd: number;
@@ -288,7 +288,7 @@ export class FdWaitQueue {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#waiters.size > 0) this.rejectAll(new ClosedError(what, 'poll', 'wait'));
-    this.#polled?.remove();
+    this.#polled?.forget();
     this.#polled = null;
   }
 

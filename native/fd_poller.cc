@@ -5,7 +5,8 @@
 //
 // Each fd is in the set with EPOLLIN | EPOLLONESHOT and a token (lib/fd-poller.ts's, a safe
 // integer): a readiness is reported once, then the entry stays disabled until rearm() (so nothing
-// spins while JS decides), and remove() takes it out before its owner closes the fd. A wake drains
+// spins while JS decides). Closing the fd removes the entry (see PolledFd#forget in lib/fd-poller.ts:
+// nothing is deleted by number). A wake drains
 // up to ready.length entries with epoll_wait(…, 0) and calls JS once with how many tokens it
 // wrote into `ready` (a Float64Array JS gave at construction: no allocation per wake), or with a
 // negative errno when the uv_poll failed.
@@ -28,7 +29,7 @@ class FdPoller : public Napi::ObjectWrap<FdPoller> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "FdPoller",
                        {InstanceMethod<&FdPoller::Add>("add"), InstanceMethod<&FdPoller::Rearm>("rearm"),
-                        InstanceMethod<&FdPoller::Remove>("remove"), InstanceMethod<&FdPoller::SetRef>("setRef"),
+                        InstanceMethod<&FdPoller::SetRef>("setRef"),
                         InstanceMethod<&FdPoller::Close>("close"), InstanceAccessor<&FdPoller::GetFd>("fd")});
   }
 
@@ -71,13 +72,11 @@ class FdPoller : public Napi::ObjectWrap<FdPoller> {
   int Ctl(const Napi::CallbackInfo& info, int op) {
     if (epfd_ < 0) ThrowErrno(info.Env(), EBADF, "epoll_ctl");
     int fd = ArgFd(info, 0);
+    int64_t token = ArgI64(info, 1);
+    if (token < 0) throw Napi::RangeError::New(info.Env(), "argument 1 must be a token >= 0");
     epoll_event ev = {};
     ev.events = EPOLLIN | EPOLLONESHOT;
-    if (op != EPOLL_CTL_DEL) {
-      int64_t token = ArgI64(info, 1);
-      if (token < 0) throw Napi::RangeError::New(info.Env(), "argument 1 must be a token >= 0");
-      ev.data.u64 = static_cast<uint64_t>(token);
-    }
+    ev.data.u64 = static_cast<uint64_t>(token);
     return epoll_ctl(epfd_, op, fd, &ev) == 0 ? 0 : errno;
   }
 
@@ -94,13 +93,6 @@ class FdPoller : public Napi::ObjectWrap<FdPoller> {
     int err = Ctl(info, EPOLL_CTL_MOD);
     if (err == ENOENT) err = Ctl(info, EPOLL_CTL_ADD);  // the file went away and the number is back
     if (err != 0) ThrowErrno(info.Env(), err, "epoll_ctl");
-  }
-
-  // remove(fd: number): void — takes fd out of the set; an fd no longer there (its file was closed,
-  // which removes it) is fine.
-  void Remove(const Napi::CallbackInfo& info) {
-    int err = Ctl(info, EPOLL_CTL_DEL);
-    if (err != 0 && err != ENOENT && err != EBADF) ThrowErrno(info.Env(), err, "epoll_ctl");
   }
 
   // setRef(ref: boolean): void — whether the set keeps the event loop alive.

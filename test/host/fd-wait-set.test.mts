@@ -98,6 +98,25 @@ describe('fd waits: one epoll set per thread', () => {
     }
   });
 
+  it('an fd closed behind its owner\'s back and reused: closing the owner leaves the new file\'s wait armed', async () => {
+    const a = openFifoIn(dir);
+    const qa = new FdWaitQueue(a, () => native.pollIn(a, 0));
+    const lost = qa.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new TimeoutError('poll') });
+    closeSync(a); // not the owner's close()
+    const b = fifoFence();
+    try {
+      expect(b.fd, 'the number comes back').to.equal(a);
+      const p = b.wait({ timeoutMs: 10_000 });
+      qa.close(); // the first owner lets go: nothing is deleted from the set by number
+      expect((await shouldReject(lost, ClosedError)).code).to.equal('EBADF');
+      await sleep(5);
+      b.signal();
+      await p;
+    } finally {
+      b.close();
+    }
+  });
+
   it('a fence waited on again after a timeout is armed again (a report is taken once)', async () => {
     const f = fifoFence();
     try {
