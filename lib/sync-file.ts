@@ -408,8 +408,8 @@ export class SyncFile extends FdResource {
    * `until` may only be 'signaled' (see {@link SyncFileWaitOptions.until}); any other option, or
    * an unknown key, rejects with a TypeError/RangeError before anything is waited for.
    * An already-signalled fence resolves without arming a watcher (fast path). The fd is watched
-   * with libuv on Node's event loop (one uv_poll per SyncFile, shared by all its waits): no thread
-   * blocks. A pending wait keeps the process alive, like a timer; pass `ref: false` to let the
+   * on Node's event loop in the thread's one epoll set for fd waits (one entry per SyncFile, shared
+   * by all its waits; the set is one fd kept for the thread's life): no thread blocks. A pending wait keeps the process alive, like a timer; pass `ref: false` to let the
    * process exit while it is pending. Any number of waits may be pending at once.
    */
   wait(options?: SyncFileWaitOptions): Promise<void> {

@@ -15,6 +15,7 @@ import {
   VgemDevice,
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
+import { fdWaitSetFd } from '../../dist/fd-poller.js';
 import { openFds, shouldReject, shouldThrow } from '../helpers.mjs';
 import { childScript, describeRun, runChild, type ChildRun } from './child-helpers.mjs';
 import { eventfdCount, openTimelineDevice, vgemFence } from './syncobj-helpers.mjs';
@@ -283,8 +284,10 @@ describeWith(['timeline'], 'lifetimes (kernel)', () => {
         pendingSf.merge(signalledSf), pendingSf.dup(), await t.exportSyncFile(1), DmaBuf.fromFd(fromHeap.fd, { dup: true }),
       ];
       const exported = [t.exportFd(), d.createSyncobj({ signaled: true }).exportFd()];
-      const waits = [t.wait(5), pendingSf.wait()]; // an eventfd and a poll on the sync_file
-      const created = openFds().map((f) => f.split(' ')[0]!).filter((fd) => !before.has(fd));
+      const waits = [t.wait(5), pendingSf.wait()]; // an eventfd, and the sync_file in the thread's epoll set
+      // openFds() leaves out the epoll set (kept for the thread's life): check its flags too.
+      expect(fdWaitSetFd(), "the thread's epoll set for fd waits").to.be.at.least(0);
+      const created = [...openFds().map((f) => f.split(' ')[0]!).filter((fd) => !before.has(fd)), String(fdWaitSetFd())];
       const notCloexec = created.filter((fd) => {
         try {
           const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
