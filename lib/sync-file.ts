@@ -434,8 +434,9 @@ export class SyncFile extends FdResource {
     }
     this.#queue ??= new FdWaitQueue(
       fd,
-      () => {
-        if (!native.pollIn(fd, 0)) return false;
+      (readable) => {
+        // Readable is signalled for good: a report of the epoll set needs no poll(2) to confirm it.
+        if (!readable && !native.pollIn(fd, 0)) return false;
         throwIfFenceError(fd); // a throw rejects every pending wait with it
         return true;
       },

@@ -2,8 +2,10 @@
  * Async waits on fd readiness, on Node's event loop, with no thread blocked.
  *
  * An {@link FdWaitQueue} watches one fd in the thread's epoll set (lib/fd-poller.ts) and multiplexes
- * any number of waits onto it, each with its own timeout, AbortSignal and ref flag. Readiness is a hint:
- * before resolving, the queue confirms with the owner's zero-timeout `check()`. A timeout is a
+ * any number of waits onto it, each with its own timeout, AbortSignal and ref flag. Before resolving,
+ * the queue asks the owner's zero-timeout `check()`, telling it whether the set has just reported
+ * the fd readable (the owner then decides what else that needs: a sync_file reads its fence's
+ * status, for errors). A timeout is a
  * verdict only after one last `check()`: a wait whose condition held by then resolves (with every
  * other wait on the queue), however late the timer ran.
  * @module
@@ -206,8 +208,10 @@ export function abortError(signal: AbortSignal): AbortError {
 }
 
 /**
- * Waits on one fd. `check()` returns true once the condition holds (it may throw to fail every
- * pending wait). The queue never closes the fd: its owner calls {@link close} first, then closes it.
+ * Waits on one fd. `check(readable)` returns true once the condition holds (it may throw to fail
+ * every pending wait); `readable` says the epoll set has just reported the fd readable, which the
+ * kernel re-checked at epoll_wait(), so an owner whose condition is readability need not poll(2)
+ * again. The queue never closes the fd: its owner calls {@link close} first, then closes it.
  *
  * The fd is watched in the thread's epoll set (lib/fd-poller.ts: one epoll_ctl per wait, no
  * uv_poll handle of its own). Lifetime invariants: while a wait is pending the set's table roots
@@ -217,7 +221,7 @@ export function abortError(signal: AbortSignal): AbortError {
  */
 export class FdWaitQueue {
   readonly #fd: number;
-  readonly #check: () => boolean;
+  readonly #check: (readable: boolean) => boolean;
   /** Kept only to hold the fd's owner alive while the epoll set's table roots this queue. */
   readonly #owner: object | undefined;
   readonly #waiters = new Set<Waiter>();
@@ -226,7 +230,7 @@ export class FdWaitQueue {
   #refCount = 0;
   #closed = false;
 
-  constructor(fd: number, check: () => boolean, owner?: object) {
+  constructor(fd: number, check: (readable: boolean) => boolean, owner?: object) {
     this.#fd = fd;
     this.#check = check;
     this.#owner = owner;
@@ -247,7 +251,7 @@ export class FdWaitQueue {
     if (this.#closed) return Promise.reject(new ClosedError('wait queue', 'poll', 'wait'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     try {
-      if (this.#check()) return Promise.resolve();
+      if (this.#check(false)) return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -266,7 +270,7 @@ export class FdWaitQueue {
         w.cancelTimer = setLongTimeout(opts.timeoutMs, () => {
           // libuv runs timers before poll: after a busy stretch the fence may have signalled
           // inside the timeout with its readiness not yet delivered. Look once more first.
-          if (!this.#lastLook()) this.#settle(w, withSite(onTimeout(), site));
+          if (!this.#lastLook(false)) this.#settle(w, withSite(onTimeout(), site));
         });
       }
       if (opts.signal !== undefined) {
@@ -317,7 +321,7 @@ export class FdWaitQueue {
       return;
     }
     // A report is taken once: a spurious one (check() still false) arms the fd again.
-    if (!this.#lastLook() && this.#waiters.size > 0) {
+    if (!this.#lastLook(true) && this.#waiters.size > 0) {
       try {
         this.#polled?.arm(this.#refCount > 0);
       } catch (e) {
@@ -330,10 +334,10 @@ export class FdWaitQueue {
    * The zero-timeout check, settling every pending wait when it decides: all resolve when the
    * condition holds, all reject when check() throws. Returns whether it settled them.
    */
-  #lastLook(): boolean {
+  #lastLook(readable: boolean): boolean {
     let ready: boolean;
     try {
-      ready = this.#check();
+      ready = this.#check(readable);
     } catch (err) {
       this.rejectAll(err instanceof Error ? err : new Error(String(err)));
       return true;

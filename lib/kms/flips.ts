@@ -223,7 +223,7 @@ export class FlipPump {
   #pump(): void {
     if (this.#pumping) return;
     const fd = this.#device[kFd]('read');
-    this.#events ??= new FdWaitQueue(fd, () => native.pollIn(fd, 0), this.#device);
+    this.#events ??= new FdWaitQueue(fd, (readable) => readable || native.pollIn(fd, 0), this.#device);
     this.#pumping = true;
     const stop = new AbortController();
     this.#pumpStop = stop;
