@@ -77,7 +77,6 @@ function theSet(): NativeFdPoller {
   return set;
 }
 
-
 /**
  * @internal The thread's epoll set's fd, or -1 before the first fd wait: the one fd the library
  * keeps for the thread's life (the env's teardown closes it), for tests that count fds.
@@ -92,7 +91,7 @@ function countRef(delta: number): void {
   if (refs > 0 !== before) set?.setRef(refs > 0);
 }
 
-/** One fd's place in the thread's epoll set. The owner removes it (close()) before closing the fd. */
+/** One fd's place in the thread's epoll set. The owner forgets it (forget()) when it closes the fd. */
 export class PolledFd {
   readonly #fd: number;
   readonly #token = nextToken++;
