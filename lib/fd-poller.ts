@@ -5,7 +5,8 @@
  * five syscalls, a JS wrapper, a reference and an async context).
  *
  * An fd is armed while its owner has waits pending and reported once (EPOLLONESHOT): it then stays
- * in the set, disabled, until armed again or until its owner closes the fd (see forget()).
+ * in the set, disabled, until armed again or until its owner closes the fd, which takes it out
+ * (see forget()).
  * While armed it is in `pending`, which roots its owner (the owner cannot be collected mid-wait);
  * idle, nothing here references it, so an owner dropped without close() is collected and its GC
  * backstop closes the fd, which takes it out of the set.
@@ -153,11 +154,13 @@ export class PolledFd {
   }
 
   /**
-   * Forgets the fd (its owner is about to close it). No epoll_ctl: closing the fd removes its entry
-   * (when this was the file's last fd; an entry of a file still open elsewhere stays, disabled or
-   * reporting a token nobody has, until that file is closed). Deleting it by number instead would
-   * be wrong when the number was closed behind the owner's back and reused by another waited-on
-   * file: that file's entry would go, and its wait with it. Idempotent.
+   * Forgets the fd (its owner is about to close it). No epoll_ctl here: an FdResource owner's
+   * close takes the fd out of the set natively, after checking that the number is still its file
+   * (resource.ts release()); closing alone removes the entry only when no other fd holds the file
+   * (a dup, another process's copy), and a lingering entry stays, disabled or reporting a token
+   * nobody has, until that file is closed. Deleting it here by number would be wrong when the
+   * number was closed behind the owner's back and reused by another waited-on file: that file's
+   * entry would go, and its wait with it. Idempotent.
    */
   forget(): void {
     this.disarm();

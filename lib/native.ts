@@ -37,9 +37,10 @@ export interface NativeCore {
   /**
    * Closes an fd trackFd() returned `token` for, if it is still that file and that adoption:
    * 0 closed it; 1 the fd is not open any more; 2 it is another file, or another object's now.
-   * Never closes in the last two cases.
+   * Never closes in the last two cases. With `epfd` (the thread's fd wait set), a closed fd leaves
+   * that epoll set first.
    */
-  closeOwned(fd: number, token: number): number;
+  closeOwned(fd: number, token: number, epfd?: number): number;
   /** Hands over an fd trackFd() returned `token` for, unclosed: the env stops owning it. */
   untrackFd(fd: number, token: number): void;
   dup(fd: number): number;

@@ -20,6 +20,7 @@
  */
 import { countFd } from './census';
 import { ClosedError, FdLostError } from './errors';
+import { fdWaitSetFd } from './fd-poller';
 import { BackstopRecord, CreationSite, LeakBackstop, creationSite, formatSite, reportLeak } from './leaks';
 import { native } from './native';
 import { objectChannel, publishObject } from './trace/channels';
@@ -33,6 +34,12 @@ import { applyLabel, labelled } from './trace/labels';
  */
 export const kAdopt: unique symbol = Symbol('explicit-sync.adopt');
 
+/**
+ * @internal Key of the method that marks an FdResource's fd as put in the thread's epoll set
+ * (lib/fd-poller.ts, by a wait on it): its close then takes it out of the set first (see release()).
+ */
+export const kInWaitSet: unique symbol = Symbol('explicit-sync.inWaitSet');
+
 /** What an FdResource owns; also the GC backstop's record (it must not reference the object). */
 interface Held extends BackstopRecord {
   readonly fd: number;
@@ -44,6 +51,8 @@ interface Held extends BackstopRecord {
   /** Class name, for fd counts and leak summaries. */
   readonly kind: string;
   readonly site: CreationSite | undefined;
+  /** The fd was put in the thread's epoll set (a wait): closing it takes it out first. */
+  inWaitSet?: true;
 }
 
 /** What native OwnedFd() multiplies its token by: fds are below it, tracked values at or above. */
@@ -53,10 +62,15 @@ const TRACKED = 2 ** 31;
 const CLOSED = 0;
 const NOT_OPEN = 1;
 
-/** Gives up `held.fd`: closes it if it is still the file adopted, else returns the FdLostError. */
+/**
+ * Gives up `held.fd`: closes it if it is still the file adopted, else returns the FdLostError.
+ * An fd that was in the epoll set leaves it first, natively, under the same check: closing an fd
+ * removes its entry only when no other fd (a dup, another process's copy) holds the file, and an
+ * entry per file and fd number would linger for as long as a peer keeps its copy open.
+ */
 function release(held: Held): FdLostError | undefined {
   countFd(held.kind, -1);
-  const outcome = native.closeOwned(held.fd, held.token);
+  const outcome = held.inWaitSet === true ? native.closeOwned(held.fd, held.token, fdWaitSetFd()) : native.closeOwned(held.fd, held.token);
   if (outcome === CLOSED) return undefined;
   const createdAt = held.site !== undefined ? ` It was created at:${formatSite(held.site)}` : '';
   return new FdLostError(labelled(held.what, held.label), held.fd, outcome !== NOT_OPEN, createdAt);
@@ -120,6 +134,11 @@ export abstract class FdResource implements Disposable {
   setLabel(label: string): this {
     applyLabel(this.#held, this, label);
     return this;
+  }
+
+  /** @internal See {@link kInWaitSet}. */
+  [kInWaitSet](): void {
+    this.#held.inWaitSet = true;
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */

@@ -13,6 +13,7 @@
 import { AbortError, ClosedError } from './errors';
 import { monotonicNow, toDeadline } from './clock';
 import { PolledFd } from './fd-poller';
+import { FdResource, kInWaitSet } from './resource';
 import {
   I64_MAX,
   InvalidArgTypeError,
@@ -217,12 +218,15 @@ export function abortError(signal: AbortSignal): AbortError {
  * uv_poll handle of its own). Lifetime invariants: while a wait is pending the set's table roots
  * this queue and, through `owner`, the object that owns the fd, so the owner cannot be
  * garbage-collected mid-wait; idle, nothing of the set references it (the fd stays in the kernel's
- * set, disabled, until the owner or the GC backstop closes the fd, which removes it).
+ * set, disabled, until the owner or the GC backstop closes the fd). An owner that is an FdResource
+ * is told at the first wait, so that its close (or its backstop's) takes the fd out of the set
+ * before closing it (see resource.ts release()); any other owner's closing removes the entry only
+ * when no other fd holds the file.
  */
 export class FdWaitQueue {
   readonly #fd: number;
   readonly #check: (readable: boolean) => boolean;
-  /** Kept only to hold the fd's owner alive while the epoll set's table roots this queue. */
+  /** Held to keep the fd's owner alive while the epoll set's table roots this queue. */
   readonly #owner: object | undefined;
   readonly #waiters = new Set<Waiter>();
   /** The fd's place in the thread's epoll set (lib/fd-poller.ts), from the first wait on. */
@@ -299,7 +303,10 @@ export class FdWaitQueue {
   #add(w: Waiter): void {
     this.#waiters.add(w);
     if (w.ref) this.#refCount++;
-    this.#polled ??= new PolledFd(this.#fd, (err) => this.#onReady(err));
+    if (this.#polled === null) {
+      this.#polled = new PolledFd(this.#fd, (err) => this.#onReady(err));
+      if (this.#owner instanceof FdResource) this.#owner[kInWaitSet]();
+    }
     this.#polled.arm(this.#refCount > 0);
   }
 

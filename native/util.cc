@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -190,18 +191,23 @@ Napi::Value OwnedFd(Napi::Env env, int fd, bool sync_file) {
   return Napi::Number::New(env, static_cast<double>(token) * 2147483648.0 + fd);
 }
 
-// closeOwned(fd, token): 0 when it closed fd; 1 when fd is not open any more (closed behind its
-// owner's back); 2 when fd is now another file (or another object's: a later trackFd of the same
-// number) — in both cases nothing is closed. The owner gives up fd whatever the result.
+// closeOwned(fd, token, epfd = -1): 0 when it closed fd; 1 when fd is not open any more (closed
+// behind its owner's back); 2 when fd is now another file (or another object's: a later trackFd of
+// the same number) — in both cases nothing is closed. The owner gives up fd whatever the result.
+// With an epoll set `epfd` (lib/fd-poller.ts's), fd leaves it first (EPOLL_CTL_DEL, ENOENT ignored),
+// under the same check as the close: closing removes an entry only when this was the file's last
+// fd, and one of a file still open elsewhere (another process's copy, a dup) would stay otherwise.
 static Napi::Value CloseOwned(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   uint32_t token = ArgU32(info, 1);
+  int epfd = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
   AddonData* data = GetAddonData(info.Env());
   auto it = data->owned_fds.find(fd);
   if (it != data->owned_fds.end() && it->second.token == token) {
     bool same = IsSameFile(fd, it->second);
     data->owned_fds.erase(it);
     if (same) {
+      if (epfd >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
       if (close(fd) == -1 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
       return Napi::Number::New(info.Env(), 0);
     }

@@ -1,6 +1,6 @@
 // Shared test helpers: fd accounting, typed rejection checks, device lookup.
 import { execFileSync, spawn } from 'node:child_process';
-import { fstatSync, openSync, readdirSync, readlinkSync, constants as fsc } from 'node:fs';
+import { fstatSync, openSync, readFileSync, readdirSync, readlinkSync, constants as fsc } from 'node:fs';
 import * as path from 'node:path';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -19,6 +19,22 @@ export function openFds(): string[] {
     } catch {
       // the fd readdir itself used, already closed
     }
+  }
+  return out;
+}
+
+/**
+ * The entries of the library's epoll set for fd waits, as the kernel lists them in the set's
+ * /proc/self/fdinfo (`tfd:` lines: the fd number an entry was added with, which may be closed
+ * by now). Empty before the thread's first fd wait.
+ */
+export function waitSetEntries(): number[] {
+  const fd = fdWaitSetFd();
+  if (fd < 0) return [];
+  const out: number[] = [];
+  for (const line of readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n')) {
+    const m = /^tfd:\s+(\d+)/.exec(line);
+    if (m !== null) out.push(Number(m[1]));
   }
   return out;
 }

@@ -8,11 +8,12 @@ import { closeSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClosedError, TimeoutError, inspect } from 'explicit-sync';
+import { AbortError, ClosedError, FdLostError, TimeoutError, inspect } from 'explicit-sync';
 import { native } from '../../dist/native.js';
 import { FdWaitQueue } from '../../dist/watcher.js';
 import { FD_WAIT_SET, fdWaitSetFd } from '../../dist/fd-poller.js';
-import { openFifo as openFifoIn, shouldReject, sleep } from '../helpers.mjs';
+import { FdResource } from '../../dist/resource.js';
+import { openFifo as openFifoIn, shouldReject, sleep, waitSetEntries } from '../helpers.mjs';
 
 let dir: string;
 before(() => {
@@ -55,6 +56,13 @@ function fifoFence(): Fence {
       closeSync(fd);
     },
   };
+}
+
+/** An FdResource owning a stand-in's fd, as a SyncFile owns its sync_file's. */
+class Owned extends FdResource {
+  constructor(fd: number) {
+    super(fd, 'Owned');
+  }
 }
 
 const watcher = fileURLToPath(new URL('../../dist/watcher.js', import.meta.url));
@@ -109,6 +117,60 @@ describe('fd waits: one epoll set per thread', () => {
       const p = b.wait({ timeoutMs: 10_000 });
       qa.close(); // the first owner lets go: nothing is deleted from the set by number
       expect((await shouldReject(lost, ClosedError)).code).to.equal('EBADF');
+      await sleep(5);
+      b.signal();
+      await p;
+    } finally {
+      b.close();
+    }
+  });
+
+  it('an owner\'s close takes its fd out of the set though another fd holds the file (a peer\'s copy)', async () => {
+    // The kernel removes an entry only when the file's last fd closes: without the owner's
+    // EPOLL_CTL_DEL, an entry per file and fd number lingers for as long as a peer keeps its copy.
+    const raw = openFifoIn(dir);
+    const rawCopy = native.dup(raw);
+    const fd = openFifoIn(dir);
+    const copy = native.dup(fd);
+    try {
+      const rq = new FdWaitQueue(raw, () => native.pollIn(raw, 0)); // no FdResource owner
+      const owner = new Owned(fd);
+      const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0), owner);
+      const ac = new AbortController();
+      const waits = [rq, q].map((queue) =>
+        queue.wait({ timeoutMs: undefined, signal: ac.signal, ref: true, onTimeout: () => new TimeoutError('poll') }),
+      );
+      expect(waitSetEntries()).to.include.members([raw, fd]);
+      ac.abort();
+      for (const w of waits) await shouldReject(w, AbortError);
+      rq.close();
+      closeSync(raw);
+      q.close();
+      owner.close();
+      const left = waitSetEntries();
+      expect(left, 'closing alone leaves the entry of a file another fd holds').to.include(raw);
+      expect(left, 'the owner\'s close took its fd out').to.not.include(fd);
+    } finally {
+      closeSync(copy);
+      closeSync(rawCopy);
+    }
+    expect(waitSetEntries(), 'the last fd of the file closed: its entry went with it').to.not.include(raw);
+  });
+
+  it('an owner whose number was closed behind its back and reused leaves the new file\'s entry alone', async () => {
+    const a = openFifoIn(dir);
+    const owner = new Owned(a);
+    const qa = new FdWaitQueue(a, () => native.pollIn(a, 0), owner);
+    const lost = qa.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new TimeoutError('poll') });
+    closeSync(a); // not the owner's close()
+    const b = fifoFence();
+    try {
+      expect(b.fd, 'the number comes back').to.equal(a);
+      const p = b.wait({ timeoutMs: 10_000 });
+      qa.close();
+      expect(() => owner.close()).to.throw(FdLostError);
+      expect((await shouldReject(lost, ClosedError)).code).to.equal('EBADF');
+      expect(waitSetEntries(), 'the new file\'s entry').to.include(a);
       await sleep(5);
       b.signal();
       await p;

@@ -2,7 +2,8 @@
 // signalled by VgemFence#signal(). vgem signals a fence itself after about 10 s, so every test
 // signals its fences well before that and never relies on one staying unsignalled for long.
 import { expect } from 'chai';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
 import {
   AbortError,
   ClosedError,
@@ -17,7 +18,7 @@ import {
   monotonicNow,
 } from 'explicit-sync';
 import { native } from '../../dist/native.js';
-import { settlesWithin, shouldReject, shouldThrow, sleep } from '../helpers.mjs';
+import { settlesWithin, shouldReject, shouldThrow, sleep, waitSetEntries } from '../helpers.mjs';
 import { itWith } from './kernel-features.mjs';
 
 interface Fenced {
@@ -331,6 +332,34 @@ describe('SyncFile (kernel)', () => {
   });
 
   describe('SyncFile#close()', () => {
+    it('takes the fd out of the fd wait set though another process still holds the sync_file', async () => {
+      // The kernel drops an epoll entry only when the file's last fd closes: a peer keeping its
+      // copy (a client that sent its fence) would otherwise leave one entry per file and fd number.
+      const { sf, fence } = fenced();
+      const peer = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', sf.fd] });
+      const exited = new Promise((resolve) => peer.once('exit', resolve));
+      try {
+        await new Promise((resolve, reject) => {
+          peer.once('spawn', resolve);
+          peer.once('error', reject);
+        });
+        expect(readlinkSync(`/proc/${peer.pid}/fd/3`), 'the peer holds the file').to.equal('anon_inode:sync_file');
+        const ac = new AbortController();
+        const p = sf.wait({ signal: ac.signal });
+        const fd = sf.fd;
+        expect(waitSetEntries()).to.include(fd);
+        ac.abort();
+        await shouldReject(p, AbortError);
+        sf.close();
+        expect(waitSetEntries()).to.not.include(fd);
+        expect(fence.signal()).to.equal(true); // the peer's copy signals; nothing here is armed for it
+        await sleep(20);
+      } finally {
+        peer.kill();
+        await exited;
+      }
+    });
+
     it('every method throws ClosedError afterwards', async () => {
       const { sf } = fenced();
       sf.close();
