@@ -43,21 +43,10 @@ class FdPoller : public Napi::ObjectWrap<FdPoller> {
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "argument 1 must be a function");
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) ThrowErrno(env, errno, "epoll_create1");
-    try {
-      ph_ = OpenPollHandle(env, epfd, this, DetachOwner, epfd);
-    } catch (...) {
-      close(epfd);
-      throw;
-    }
+    ph_ = StartOwnedPollHandle(env, epfd, this, DetachOwner, OnPoll);
     epfd_ = epfd;
     ready_ = Napi::Persistent(info[0].As<Napi::Float64Array>());
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
-    int err = uv_poll_start(&ph_->poll, UV_READABLE, OnPoll);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&ph_->poll));
-    if (err != 0) {
-      Release();
-      ThrowErrno(env, -err, "uv_poll_start");
-    }
   }
 
   ~FdPoller() override { Release(); }

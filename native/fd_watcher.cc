@@ -57,6 +57,23 @@ PollHandle* OpenPollHandle(Napi::Env env, int fd, void* owner, void (*detach)(vo
   return ph;
 }
 
+PollHandle* StartOwnedPollHandle(Napi::Env env, int fd, void* owner, void (*detach)(void*), uv_poll_cb cb) {
+  PollHandle* ph;
+  try {
+    ph = OpenPollHandle(env, fd, owner, detach, fd);
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  int err = uv_poll_start(&ph->poll, UV_READABLE, cb);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&ph->poll));
+  if (err != 0) {
+    ClosePollHandle(ph);  // closes fd
+    ThrowErrno(env, -err, "uv_poll_start");
+  }
+  return ph;
+}
+
 void ClosePollHandle(PollHandle* ph) {
   ph->owner = nullptr;
   uv_handle_t* h = reinterpret_cast<uv_handle_t*>(&ph->poll);

@@ -56,21 +56,10 @@ class SyncobjLane : public Napi::ObjectWrap<SyncobjLane> {
     if (!info[4].IsFunction()) throw Napi::TypeError::New(env, "argument 4 must be a function");
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd == -1) ThrowErrno(env, errno, "eventfd");
-    try {
-      ph_ = OpenPollHandle(env, efd, this, DetachOwner, efd);
-    } catch (...) {
-      close(efd);
-      throw;
-    }
+    ph_ = StartOwnedPollHandle(env, efd, this, DetachOwner, OnPoll);
     fd_ = efd;
     info.This().As<Napi::Object>().Set("callback", info[4]);
     callback_ = Napi::Weak(info[4].As<Napi::Function>());
-    int err = uv_poll_start(&ph_->poll, UV_READABLE, OnPoll);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&ph_->poll));
-    if (err != 0) {
-      Release();
-      ThrowErrno(env, -err, "uv_poll_start");
-    }
     polling_ = true;
   }
 
