@@ -119,13 +119,19 @@ export function reportLeak(kind: string, message: string, site: CreationSite | u
 
 /** What a {@link LeakBackstop} keeps per object: its `state` field is the backstop's. */
 export interface BackstopRecord {
-  /** 0: registration pending (end of this tick); 1: registered; 2: let go (closed). */
-  state?: 0 | 1 | 2;
+  /**
+   * 0: registration pending (end of this tick); 1: registered; 2: let go (closed); 3: deferred
+   * (rooted when its registration was due: registered once no longer rooted).
+   */
+  state?: 0 | 1 | 2 | 3;
+  /** How many of the library's own tables root the object now (see {@link LeakBackstop.root}). */
+  rooted?: number;
 }
 
 const PENDING = 0;
 const REGISTERED = 1;
 const RELEASED = 2;
+const DEFERRED = 3;
 /** Pending registrations (object, record pairs) that make a flush happen at once. */
 const MAX_PENDING = 8192;
 
@@ -138,6 +144,11 @@ const MAX_PENDING = 8192;
  * unregistered: the backstop and its warning are unchanged for every object still open at the end
  * of its tick. The list stays short: closing the newest pending object pops it, and a long list is
  * flushed at once.
+ *
+ * An object the library itself roots when its registration is due (a SyncFile with a wait pending:
+ * the epoll set's table holds it) cannot be collected then, so its registration waits until it is
+ * let go ({@link root}/{@link unroot}): a sync_file waited on and closed once the wait resolves,
+ * the common case, never reaches the registry either.
  */
 export class LeakBackstop<H extends BackstopRecord> {
   readonly #registry: FinalizationRegistry<H>;
@@ -150,6 +161,10 @@ export class LeakBackstop<H extends BackstopRecord> {
       const obj = p[i] as object;
       const held = p[i + 1] as H;
       if (held.state !== PENDING) continue;
+      if (held.rooted !== undefined && held.rooted > 0) {
+        held.state = DEFERRED; // unroot() brings it back
+        continue;
+      }
       this.#registry.register(obj, held, obj);
       held.state = REGISTERED;
     }
@@ -164,6 +179,28 @@ export class LeakBackstop<H extends BackstopRecord> {
   /** Watches `obj`, whose record is `held` (which must not reference `obj`). */
   register(obj: object, held: H): void {
     held.state = PENDING;
+    this.#queue(obj, held);
+  }
+
+  /** The library roots `obj` from now until {@link unroot} (calls nest). */
+  root(held: H): void {
+    held.rooted = (held.rooted ?? 0) + 1;
+  }
+
+  /**
+   * The library's root of `obj` ends. After the last one a deferred registration is due again, at
+   * the end of the tick. Call it after settling what let the object go: the code awaiting that
+   * (queued first) then runs before the flush, unless one was queued already, and may close it.
+   */
+  unroot(obj: object, held: H): void {
+    held.rooted = (held.rooted ?? 1) - 1;
+    if (held.rooted === 0 && held.state === DEFERRED) {
+      held.state = PENDING;
+      this.#queue(obj, held);
+    }
+  }
+
+  #queue(obj: object, held: H): void {
     const p = this.#pending;
     p.push(obj, held);
     if (p.length >= 2 * MAX_PENDING) this.#flush();
@@ -175,7 +212,8 @@ export class LeakBackstop<H extends BackstopRecord> {
 
   /** Stops watching `obj` (close()); idempotent. */
   unregister(obj: object, held: H): void {
-    if (held.state === PENDING) {
+    if (held.state === DEFERRED) held.state = RELEASED;
+    else if (held.state === PENDING) {
       held.state = RELEASED;
       const p = this.#pending;
       if (p[p.length - 1] === held) p.length -= 2;

@@ -40,6 +40,13 @@ export const kAdopt: unique symbol = Symbol('explicit-sync.adopt');
  */
 export const kInWaitSet: unique symbol = Symbol('explicit-sync.inWaitSet');
 
+/**
+ * @internal Key of the method that says the library roots an FdResource (`true`: a wait on its fd
+ * is pending, the epoll set's table holds it) or no longer does (`false`, after settling the
+ * wait): meanwhile the GC backstop's registration waits (see leaks.ts LeakBackstop).
+ */
+export const kRooted: unique symbol = Symbol('explicit-sync.rooted');
+
 /** What an FdResource owns; also the GC backstop's record (it must not reference the object). */
 interface Held extends BackstopRecord {
   readonly fd: number;
@@ -139,6 +146,12 @@ export abstract class FdResource implements Disposable {
   /** @internal See {@link kInWaitSet}. */
   [kInWaitSet](): void {
     this.#held.inWaitSet = true;
+  }
+
+  /** @internal See {@link kRooted}. */
+  [kRooted](rooted: boolean): void {
+    if (rooted) leaks.root(this.#held);
+    else leaks.unroot(this, this.#held);
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */

@@ -13,7 +13,7 @@
 import { AbortError, ClosedError } from './errors';
 import { monotonicNow, toDeadline } from './clock';
 import { PolledFd } from './fd-poller';
-import { FdResource, kInWaitSet } from './resource';
+import { FdResource, kInWaitSet, kRooted } from './resource';
 import {
   I64_MAX,
   InvalidArgTypeError,
@@ -301,6 +301,9 @@ export class FdWaitQueue {
   }
 
   #add(w: Waiter): void {
+    // Rooted by the epoll set's table from now until the last wait settles: an FdResource owner's
+    // GC backstop registration waits meanwhile (leaks.ts).
+    if (this.#waiters.size === 0 && this.#owner instanceof FdResource) this.#owner[kRooted](true);
     this.#waiters.add(w);
     if (w.ref) this.#refCount++;
     if (this.#polled === null) {
@@ -316,10 +319,12 @@ export class FdWaitQueue {
     w.cancelTimer?.();
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
     if (w.ref) this.#refCount--;
-    if (this.#waiters.size === 0) this.#polled?.disarm(); // idle: nothing roots this queue (see the class comment)
+    const idle = this.#waiters.size === 0;
+    if (idle) this.#polled?.disarm(); // idle: nothing roots this queue (see the class comment)
     else if (this.#refCount === 0) this.#polled?.setRef(false);
     if (err === undefined) w.resolve();
     else w.reject(err);
+    if (idle && this.#owner instanceof FdResource) this.#owner[kRooted](false); // after: see LeakBackstop.unroot
   }
 
   #onReady(err: Error | undefined): void {

@@ -67,6 +67,7 @@ class Owned extends FdResource {
 
 const watcher = fileURLToPath(new URL('../../dist/watcher.js', import.meta.url));
 const nativeJs = fileURLToPath(new URL('../../dist/native.js', import.meta.url));
+const resourceJs = fileURLToPath(new URL('../../dist/resource.js', import.meta.url));
 
 describe('fd waits: one epoll set per thread', () => {
   it('waits on 40 fds pending at once add no fd but the set; the census names it', async () => {
@@ -246,5 +247,85 @@ describe('fd waits: one epoll set per thread', () => {
     const out = execFileSync(process.execPath, ['-e', code], { timeout: 25_000, encoding: 'utf8' });
     // While a worker waits: its loop's epoll fd and its wait set (2); after the 4 workers: none.
     expect(out, 'epoll fds while a worker waits, and after 4 workers').to.equal('2 0');
+  });
+});
+
+describe('fd waits and the GC backstop', () => {
+  /** An Owned stand-in fence, waited on as SyncFile#wait() does (its owner rooted while waited on). */
+  function ownedFence(): { owner: Owned; wait(): Promise<void>; signal(): void; close(): void } {
+    const fd = openFifoIn(dir);
+    const owner = new Owned(fd);
+    const queue = new FdWaitQueue(fd, () => native.pollIn(fd, 0), owner);
+    return {
+      owner,
+      wait: () => queue.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new TimeoutError('poll') }),
+      signal: () => void writeSync(fd, 'x'),
+      close: () => {
+        queue.close();
+        owner.close();
+      },
+    };
+  }
+
+  it('an owner waited on is registered only once the wait settles: closed then, it never reaches the registry', async () => {
+    const register = FinalizationRegistry.prototype.register;
+    let registered = 0;
+    FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...args: Parameters<typeof register>) {
+      registered++;
+      return register.apply(this, args);
+    };
+    const fences: ReturnType<typeof ownedFence>[] = [];
+    try {
+      const a = ownedFence();
+      fences.push(a);
+      const p = a.wait();
+      await sleep(5); // the end of the tick that made it: its registration was due, and deferred
+      expect(registered, 'while its wait is pending').to.equal(0);
+      a.signal();
+      await p;
+      a.close();
+      const b = ownedFence();
+      fences.push(b);
+      const q = b.wait();
+      await sleep(5);
+      b.signal();
+      await q;
+      await sleep(5);
+      expect(registered, 'a closed when its wait resolved; b, kept open, registered after its wait').to.equal(1);
+    } finally {
+      FinalizationRegistry.prototype.register = register;
+      for (const f of fences) f.close();
+    }
+  });
+
+  it('an owner dropped after its wait resolved is still collected, closed and reported', function () {
+    this.timeout(30_000);
+    const path = join(dir, 'fifo-gc');
+    execFileSync('mkfifo', [path]);
+    const code = `
+      const fs = require('node:fs');
+      const { FdWaitQueue } = require(${JSON.stringify(watcher)});
+      const { native } = require(${JSON.stringify(nativeJs)});
+      const { FdResource } = require(${JSON.stringify(resourceJs)});
+      class Owned extends FdResource { constructor(fd) { super(fd, 'Owned'); } }
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.code));
+      const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      (async () => {
+        await (async () => {
+          const owner = new Owned(fd);
+          const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0), owner);
+          const p = q.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new Error('timeout') });
+          await new Promise((r) => setTimeout(r, 5));
+          fs.writeSync(fd, 'x');
+          await p;
+        })(); // dropped without close()
+        for (let i = 0; i < 40 && warnings.length === 0; i++) { gc(); await new Promise((r) => setTimeout(r, 25)); }
+        let open = true;
+        try { fs.fstatSync(fd); } catch { open = false; }
+        process.stdout.write(JSON.stringify({ warnings, open }));
+      })();`;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--no-warnings', '-e', code], { timeout: 25_000, encoding: 'utf8' });
+    expect(JSON.parse(out)).to.deep.equal({ warnings: ['EXPLICIT_SYNC_LEAK'], open: false });
   });
 });
