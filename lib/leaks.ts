@@ -134,6 +134,9 @@ const RELEASED = 2;
 const DEFERRED = 3;
 /** Pending registrations (object, record pairs) that make a flush happen at once. */
 const MAX_PENDING = 8192;
+/** How long a registration due after a root ended waits at most for the next flush. */
+const LATER_MS = 100;
+const RESOLVED = Promise.resolve();
 
 /**
  * The GC backstop of the fd and handle owners: a FinalizationRegistry whose registrations wait for
@@ -152,11 +155,23 @@ const MAX_PENDING = 8192;
  */
 export class LeakBackstop<H extends BackstopRecord> {
   readonly #registry: FinalizationRegistry<H>;
+  /** Registrations due at the end of this tick (object, record pairs). */
   readonly #pending: Array<object | H> = [];
+  /** Registrations due again after a root ended: with the next flush, or {@link LATER_MS} at most. */
+  readonly #later: Array<object | H> = [];
   #scheduled = false;
+  #laterTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #flush = (): void => {
     this.#scheduled = false;
-    const p = this.#pending;
+    this.#registerAll(this.#pending);
+    this.#registerAll(this.#later);
+  };
+  readonly #flushLater = (): void => {
+    this.#laterTimer = undefined;
+    this.#registerAll(this.#later);
+  };
+
+  #registerAll(p: Array<object | H>): void {
     for (let i = 0; i < p.length; i += 2) {
       const obj = p[i] as object;
       const held = p[i + 1] as H;
@@ -169,7 +184,7 @@ export class LeakBackstop<H extends BackstopRecord> {
       held.state = REGISTERED;
     }
     p.length = 0;
-  };
+  }
 
   /** `cleanup` runs for each object collected while registered (it must not reference the object). */
   constructor(cleanup: (held: H) => void) {
@@ -188,16 +203,20 @@ export class LeakBackstop<H extends BackstopRecord> {
   }
 
   /**
-   * The library's root of `obj` ends. After the last one a deferred registration is due again, at
-   * the end of the tick. Call it after settling what let the object go: the code awaiting that
-   * (queued first) then runs before the flush, unless one was queued already, and may close it.
+   * The library's root of `obj` ends. After the last one a deferred registration is due again:
+   * with the next registration's flush, or within {@link LATER_MS} (an unref'd timer). Not a flush
+   * of its own at the end of this tick: the code that awaited the wait usually closes the object,
+   * and a flush per wait costs a microtask more than the registration it saves (~5 µs under
+   * emulation). Until then `#later` holds the object strongly: none is collected unregistered.
    */
   unroot(obj: object, held: H): void {
     held.rooted = (held.rooted ?? 1) - 1;
-    if (held.rooted === 0 && held.state === DEFERRED) {
-      held.state = PENDING;
-      this.#queue(obj, held);
-    }
+    if (held.rooted !== 0 || held.state !== DEFERRED) return;
+    held.state = PENDING;
+    const l = this.#later;
+    l.push(obj, held);
+    if (l.length >= 2 * MAX_PENDING) this.#flushLater();
+    else this.#laterTimer ??= setTimeout(this.#flushLater, LATER_MS).unref();
   }
 
   #queue(obj: object, held: H): void {
@@ -206,7 +225,7 @@ export class LeakBackstop<H extends BackstopRecord> {
     if (p.length >= 2 * MAX_PENDING) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      queueMicrotask(this.#flush);
+      void RESOLVED.then(this.#flush); // a microtask: lighter than queueMicrotask()'s async resource
     }
   }
 
@@ -216,7 +235,9 @@ export class LeakBackstop<H extends BackstopRecord> {
     else if (held.state === PENDING) {
       held.state = RELEASED;
       const p = this.#pending;
+      const l = this.#later;
       if (p[p.length - 1] === held) p.length -= 2;
+      else if (l[l.length - 1] === held) l.length -= 2;
     } else if (held.state === REGISTERED) {
       held.state = RELEASED;
       this.#registry.unregister(obj);
