@@ -6,14 +6,16 @@
  *
  * An fd is armed while its owner has waits pending and reported once (EPOLLONESHOT): it then stays
  * in the set, disabled, until armed again or until its owner closes the fd, which takes it out
- * (see forget()).
- * While armed it is in `pending`, which roots its owner (the owner cannot be collected mid-wait);
- * idle, nothing here references it, so an owner dropped without close() is collected and its GC
- * backstop closes the fd, which takes it out of the set.
+ * (see forget()). While armed it is in `pending`, which roots its owner (the owner cannot be
+ * collected mid-wait); idle, nothing here references it, so an owner dropped without close() is
+ * collected and its GC backstop closes the fd, which takes it out of the set.
  *
- * The set keeps the event loop alive while a ref'd wait is armed, like a timer. Its own fd is made
- * at the thread's first fd wait and kept for the thread's life (the env's teardown closes it; a
- * worker's goes with the worker), counted in the census as {@link FD_WAIT_SET}.
+ * The set keeps the event loop alive while a ref'd wait is armed, like a timer. The native side
+ * keeps the armed tokens too, with their ref and kind: it counts the refs, drops reports nobody
+ * waits for, and reads a sync_file's status with its report, so that arming is one crossing and a
+ * wake is one crossing with nothing to call back for. The set's own fd is made at the thread's
+ * first fd wait and kept for the thread's life (the env's teardown closes it; a worker's goes with
+ * the worker), counted in the census as {@link FD_WAIT_SET}.
  * @module
  * @internal
  */
@@ -23,9 +25,11 @@ import { NativeCore, nativeFamily } from './native';
 
 interface NativeFdPoller {
   readonly fd: number;
-  add(fd: number, token: number): void;
-  rearm(fd: number, token: number): void;
-  setRef(ref: boolean): void;
+  /** `flags`: {@link REF} | {@link SYNC_FILE}. */
+  add(fd: number, token: number, flags: number): void;
+  rearm(fd: number, token: number, flags: number): void;
+  disarm(token: number): void;
+  setRef(token: number, ref: boolean): void;
   close(): void;
 }
 
@@ -34,12 +38,15 @@ interface NativePollerBits extends NativeCore {
 }
 const native = nativeFamily<NativePollerBits>();
 
-/** Tokens of the fds reported by a wake (written natively, at most this many per wake). */
-const ready = new Float64Array(64);
+/** add()/rearm() flags: the armed fd keeps the event loop alive; a report reads its sync_file status. */
+const REF = 1;
+const SYNC_FILE = 2;
+
+/** (token, status) pairs of the fds reported by a wake (written natively, at most 64 per wake). */
+const ready = new Float64Array(128);
 /** The armed fds, by token: what a wake dispatches to, and what roots their owners. */
 const pending = new Map<number, PolledFd>();
 let set: NativeFdPoller | null = null;
-let refs = 0;
 let nextToken = 1;
 
 /** The census's name for the set's fd (one per thread that ever waited on an fd). */
@@ -50,7 +57,6 @@ function onWake(count: number): void {
     // The set's own poll failed (never seen): every armed fd hears of it; the next wait makes a new set.
     const broken = set;
     set = null;
-    refs = 0;
     if (broken !== null) {
       broken.close();
       countFd(FD_WAIT_SET, -1);
@@ -58,15 +64,15 @@ function onWake(count: number): void {
     const err = new ExplicitSyncError(-count, 'poll');
     for (const p of [...pending.values()]) {
       p.lost();
-      p.onReady(err);
+      p.onReady(err, NaN);
     }
     return;
   }
   for (let i = 0; i < count; i++) {
-    const p = pending.get(ready[i]!);
-    if (p === undefined) continue; // disarmed meanwhile (settled by a timeout, an abort, close())
+    const p = pending.get(ready[2 * i]!);
+    if (p === undefined) continue; // never: the native side drops the reports of disarmed tokens
     p.fired();
-    p.onReady(undefined);
+    p.onReady(undefined, ready[2 * i + 1]!);
   }
 }
 
@@ -86,70 +92,70 @@ export function fdWaitSetFd(): number {
   return set?.fd ?? -1;
 }
 
-function countRef(delta: number): void {
-  const before = refs > 0;
-  refs += delta;
-  if (refs > 0 !== before) set?.setRef(refs > 0);
-}
-
 /** One fd's place in the thread's epoll set. The owner forgets it (forget()) when it closes the fd. */
 export class PolledFd {
   readonly #fd: number;
   readonly #token = nextToken++;
+  readonly #syncFile: boolean;
   /** In the kernel's set (armed or disabled after a report). */
   #inSet: NativeFdPoller | null = null;
   #armed = false;
   #ref = false;
 
-  /** `onReady(undefined)` when the fd is readable (reported once per arm()), or with the set's error. */
+  /**
+   * `onReady(undefined, status)` when the fd is readable (reported once per arm()), or with the
+   * set's error. With `syncFile`, `status` is the sync_file's SYNC_IOC_FILE_INFO status read in the
+   * same pass (1 signalled, < 0 its fence's error; NaN when that ioctl failed); else NaN.
+   */
   constructor(
     fd: number,
-    readonly onReady: (err: Error | undefined) => void,
+    readonly onReady: (err: Error | undefined, status: number) => void,
+    syncFile = false,
   ) {
     this.#fd = fd;
+    this.#syncFile = syncFile;
   }
 
   /** Waits for the fd to turn readable (again); `ref` whether that keeps the loop alive. Throws errno errors. */
   arm(ref: boolean): void {
-    if (!this.#armed) {
-      const s = theSet();
-      if (this.#inSet === s) s.rearm(this.#fd, this.#token);
-      else s.add(this.#fd, this.#token);
-      this.#inSet = s;
-      this.#armed = true;
-      pending.set(this.#token, this);
+    if (this.#armed) {
+      this.setRef(ref);
+      return;
     }
-    this.setRef(ref);
+    const s = theSet();
+    const flags = (ref ? REF : 0) | (this.#syncFile ? SYNC_FILE : 0);
+    if (this.#inSet === s) s.rearm(this.#fd, this.#token, flags);
+    else s.add(this.#fd, this.#token, flags);
+    this.#inSet = s;
+    this.#armed = true;
+    this.#ref = ref;
+    pending.set(this.#token, this);
   }
 
   /** Whether an armed fd keeps the event loop alive. */
   setRef(ref: boolean): void {
     if (!this.#armed || ref === this.#ref) return;
     this.#ref = ref;
-    countRef(ref ? 1 : -1);
+    this.#inSet?.setRef(this.#token, ref);
   }
 
   /** Stops waiting: no report reaches onReady until arm(); the fd stays in the set, disabled or not. */
   disarm(): void {
     if (!this.#armed) return;
+    this.#inSet?.disarm(this.#token);
     this.fired();
   }
 
-  /** @internal A report was taken (the kernel disabled the entry). */
+  /** @internal A report was taken (the native side disarmed the token and dropped its ref). */
   fired(): void {
-    this.#armed = false;
-    pending.delete(this.#token);
-    if (this.#ref) {
-      this.#ref = false;
-      countRef(-1);
-    }
-  }
-
-  /** @internal The set is gone (its ref count was reset with it). */
-  lost(): void {
     this.#armed = false;
     this.#ref = false;
     pending.delete(this.#token);
+  }
+
+  /** @internal The set is gone (and its native record with it). */
+  lost(): void {
+    this.fired();
     this.#inSet = null;
   }
 

@@ -434,13 +434,19 @@ export class SyncFile extends FdResource {
     }
     this.#queue ??= new FdWaitQueue(
       fd,
-      (readable) => {
-        // Readable is signalled for good: a report of the epoll set needs no poll(2) to confirm it.
+      (readable, status) => {
+        // Readable is signalled for good: a report of the epoll set needs no poll(2) to confirm it,
+        // and comes with the fence's status (NaN when it could not be read: ask again, and throw).
+        if (readable && !Number.isNaN(status)) {
+          if (status < 0) throw new FenceError(status); // rejects every pending wait with it
+          return status > 0;
+        }
         if (!readable && !native.pollIn(fd, 0)) return false;
-        throwIfFenceError(fd); // a throw rejects every pending wait with it
+        throwIfFenceError(fd);
         return true;
       },
       this,
+      true,
     );
     const queue = this.#queue;
     const start = (): Promise<void> =>

@@ -209,10 +209,12 @@ export function abortError(signal: AbortSignal): AbortError {
 }
 
 /**
- * Waits on one fd. `check(readable)` returns true once the condition holds (it may throw to fail
- * every pending wait); `readable` says the epoll set has just reported the fd readable, which the
- * kernel re-checked at epoll_wait(), so an owner whose condition is readability need not poll(2)
- * again. The queue never closes the fd: its owner calls {@link close} first, then closes it.
+ * Waits on one fd. `check(readable, status)` returns true once the condition holds (it may throw
+ * to fail every pending wait); `readable` says the epoll set has just reported the fd readable,
+ * which the kernel re-checked at epoll_wait(), so an owner whose condition is readability need not
+ * poll(2) again. With `syncFile`, such a report comes with the sync_file's status, read natively
+ * in the same pass (1 signalled, < 0 the fence's error; NaN when not read). The queue never closes
+ * the fd: its owner calls {@link close} first, then closes it.
  *
  * The fd is watched in the thread's epoll set (lib/fd-poller.ts: one epoll_ctl per wait, no
  * uv_poll handle of its own). Lifetime invariants: while a wait is pending the set's table roots
@@ -225,7 +227,9 @@ export function abortError(signal: AbortSignal): AbortError {
  */
 export class FdWaitQueue {
   readonly #fd: number;
-  readonly #check: (readable: boolean) => boolean;
+  readonly #check: (readable: boolean, status: number) => boolean;
+  /** The fd is a sync_file: a report of the epoll set comes with its status (see PolledFd). */
+  readonly #syncFile: boolean;
   /** Held to keep the fd's owner alive while the epoll set's table roots this queue. */
   readonly #owner: object | undefined;
   readonly #waiters = new Set<Waiter>();
@@ -234,9 +238,10 @@ export class FdWaitQueue {
   #refCount = 0;
   #closed = false;
 
-  constructor(fd: number, check: (readable: boolean) => boolean, owner?: object) {
+  constructor(fd: number, check: (readable: boolean, status: number) => boolean, owner?: object, syncFile = false) {
     this.#fd = fd;
     this.#check = check;
+    this.#syncFile = syncFile;
     this.#owner = owner;
   }
 
@@ -255,7 +260,7 @@ export class FdWaitQueue {
     if (this.#closed) return Promise.reject(new ClosedError('wait queue', 'poll', 'wait'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     try {
-      if (this.#check(false)) return Promise.resolve();
+      if (this.#check(false, NaN)) return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -307,7 +312,7 @@ export class FdWaitQueue {
     this.#waiters.add(w);
     if (w.ref) this.#refCount++;
     if (this.#polled === null) {
-      this.#polled = new PolledFd(this.#fd, (err) => this.#onReady(err));
+      this.#polled = new PolledFd(this.#fd, (err, status) => this.#onReady(err, status), this.#syncFile);
       if (this.#owner instanceof FdResource) this.#owner[kInWaitSet]();
     }
     this.#polled.arm(this.#refCount > 0);
@@ -327,13 +332,13 @@ export class FdWaitQueue {
     if (idle && this.#owner instanceof FdResource) this.#owner[kRooted](false); // after: see LeakBackstop.unroot
   }
 
-  #onReady(err: Error | undefined): void {
+  #onReady(err: Error | undefined, status: number): void {
     if (err !== undefined) {
       this.rejectAll(err);
       return;
     }
     // A report is taken once: a spurious one (check() still false) arms the fd again.
-    if (!this.#lastLook(true) && this.#waiters.size > 0) {
+    if (!this.#lastLook(true, status) && this.#waiters.size > 0) {
       try {
         this.#polled?.arm(this.#refCount > 0);
       } catch (e) {
@@ -346,10 +351,10 @@ export class FdWaitQueue {
    * The zero-timeout check, settling every pending wait when it decides: all resolve when the
    * condition holds, all reject when check() throws. Returns whether it settled them.
    */
-  #lastLook(readable: boolean): boolean {
+  #lastLook(readable: boolean, status = NaN): boolean {
     let ready: boolean;
     try {
-      ready = this.#check(readable);
+      ready = this.#check(readable, status);
     } catch (err) {
       this.rejectAll(err instanceof Error ? err : new Error(String(err)));
       return true;

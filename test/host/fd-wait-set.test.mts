@@ -218,6 +218,26 @@ describe('fd waits: one epoll set per thread', () => {
     expect(status, 'exit status (3: resolved, then exited by itself)').to.equal(3);
   });
 
+  it('a ref\'d wait that times out beside an unref\'d one lets the process exit; the unref\'d one stays pending', function () {
+    this.timeout(30_000);
+    // The fd's ref turns from true to false while it stays armed (the native side's count): the
+    // child must end by itself, with the ref:false wait never settled (exit status 0, output "t").
+    const path = join(dir, 'fifo-mixed');
+    execFileSync('mkfifo', [path]);
+    const code = `
+      const fs = require('node:fs');
+      const { FdWaitQueue } = require(${JSON.stringify(watcher)});
+      const { native } = require(${JSON.stringify(nativeJs)});
+      const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+      q.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new Error('timeout') }).then(() => process.stdout.write('resolved'));
+      q.wait({ timeoutMs: 200, signal: undefined, ref: true, onTimeout: () => new Error('timeout') }).catch(() => process.stdout.write('t'));`;
+    const t0 = performance.now();
+    const out = execFileSync(process.execPath, ['-e', code], { timeout: 20_000, encoding: 'utf8' });
+    expect(out).to.equal('t');
+    expect(performance.now() - t0, 'ms until the child exited').to.be.below(15_000);
+  });
+
   it('a worker\'s set goes with the worker when it is terminated with waits pending', function () {
     this.timeout(30_000);
     const path = join(dir, 'fifo-worker');
