@@ -58,6 +58,20 @@ function fifoFence(): Fence {
   };
 }
 
+/**
+ * The start of a child's script (CommonJS): `fd`, a new FIFO at `path` opened non-blocking, and
+ * `q`, an FdWaitQueue on it; `fs` and `native` in scope.
+ */
+function queueChild(path: string): string {
+  execFileSync('mkfifo', [path]);
+  return `
+      const fs = require('node:fs');
+      const { FdWaitQueue } = require(${JSON.stringify(watcher)});
+      const { native } = require(${JSON.stringify(nativeJs)});
+      const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0));`;
+}
+
 /** An FdResource owning a stand-in's fd, as a SyncFile owns its sync_file's. */
 class Owned extends FdResource {
   constructor(fd: number) {
@@ -107,24 +121,28 @@ describe('fd waits: one epoll set per thread', () => {
     }
   });
 
-  it('an fd closed behind its owner\'s back and reused: closing the owner leaves the new file\'s wait armed', async () => {
-    const a = openFifoIn(dir);
-    const qa = new FdWaitQueue(a, () => native.pollIn(a, 0));
-    const lost = qa.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new TimeoutError('poll') });
-    closeSync(a); // not the owner's close()
-    const b = fifoFence();
-    try {
-      expect(b.fd, 'the number comes back').to.equal(a);
-      const p = b.wait({ timeoutMs: 10_000 });
-      qa.close(); // the first owner lets go: nothing is deleted from the set by number
-      expect((await shouldReject(lost, ClosedError)).code).to.equal('EBADF');
-      await sleep(5);
-      b.signal();
-      await p;
-    } finally {
-      b.close();
-    }
-  });
+  for (const owned of [false, true])
+    it(`an fd closed behind its owner's back and reused: closing ${owned ? 'an FdResource owner (FdLostError)' : 'the queue'} leaves the new file's entry and wait`, async () => {
+      const a = openFifoIn(dir);
+      const owner = owned ? new Owned(a) : undefined;
+      const qa = new FdWaitQueue(a, () => native.pollIn(a, 0), owner);
+      const lost = qa.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new TimeoutError('poll') });
+      closeSync(a); // not the owner's close()
+      const b = fifoFence();
+      try {
+        expect(b.fd, 'the number comes back').to.equal(a);
+        const p = b.wait({ timeoutMs: 10_000 });
+        qa.close(); // the first owner lets go: nothing is deleted from the set by number
+        if (owner !== undefined) expect(() => owner.close()).to.throw(FdLostError);
+        expect((await shouldReject(lost, ClosedError)).code).to.equal('EBADF');
+        expect(waitSetEntries(), 'the new file\'s entry').to.include(a);
+        await sleep(5);
+        b.signal();
+        await p;
+      } finally {
+        b.close();
+      }
+    });
 
   it('an owner\'s close takes its fd out of the set though another fd holds the file (a peer\'s copy)', async () => {
     // The kernel removes an entry only when the file's last fd closes: without the owner's
@@ -158,28 +176,6 @@ describe('fd waits: one epoll set per thread', () => {
     expect(waitSetEntries(), 'the last fd of the file closed: its entry went with it').to.not.include(raw);
   });
 
-  it('an owner whose number was closed behind its back and reused leaves the new file\'s entry alone', async () => {
-    const a = openFifoIn(dir);
-    const owner = new Owned(a);
-    const qa = new FdWaitQueue(a, () => native.pollIn(a, 0), owner);
-    const lost = qa.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new TimeoutError('poll') });
-    closeSync(a); // not the owner's close()
-    const b = fifoFence();
-    try {
-      expect(b.fd, 'the number comes back').to.equal(a);
-      const p = b.wait({ timeoutMs: 10_000 });
-      qa.close();
-      expect(() => owner.close()).to.throw(FdLostError);
-      expect((await shouldReject(lost, ClosedError)).code).to.equal('EBADF');
-      expect(waitSetEntries(), 'the new file\'s entry').to.include(a);
-      await sleep(5);
-      b.signal();
-      await p;
-    } finally {
-      b.close();
-    }
-  });
-
   it('a fence waited on again after a timeout is armed again (a report is taken once)', async () => {
     const f = fifoFence();
     try {
@@ -200,13 +196,7 @@ describe('fd waits: one epoll set per thread', () => {
     // (a timer would keep it alive itself, so the write comes from a shell in the background), and
     // ends by itself afterwards: the idle set is unref'd.
     const path = join(dir, 'fifo-ref');
-    execFileSync('mkfifo', [path]);
-    const code = `
-      const fs = require('node:fs');
-      const { FdWaitQueue } = require(${JSON.stringify(watcher)});
-      const { native } = require(${JSON.stringify(nativeJs)});
-      const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
-      const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+    const code = `${queueChild(path)}
       require('node:child_process').spawn('sh', ['-c', 'sleep 0.3; echo x > ${path}'], { stdio: 'ignore' }).unref();
       q.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new Error('timeout') }).then(() => { process.exitCode = 3; q.close(); fs.closeSync(fd); });`;
     let status = 0;
@@ -222,14 +212,7 @@ describe('fd waits: one epoll set per thread', () => {
     this.timeout(30_000);
     // The fd's ref turns from true to false while it stays armed (the native side's count): the
     // child must end by itself, with the ref:false wait never settled (exit status 0, output "t").
-    const path = join(dir, 'fifo-mixed');
-    execFileSync('mkfifo', [path]);
-    const code = `
-      const fs = require('node:fs');
-      const { FdWaitQueue } = require(${JSON.stringify(watcher)});
-      const { native } = require(${JSON.stringify(nativeJs)});
-      const fd = fs.openSync(${JSON.stringify(path)}, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
-      const q = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+    const code = `${queueChild(join(dir, 'fifo-mixed'))}
       q.wait({ timeoutMs: undefined, signal: undefined, ref: false, onTimeout: () => new Error('timeout') }).then(() => process.stdout.write('resolved'));
       q.wait({ timeoutMs: 200, signal: undefined, ref: true, onTimeout: () => new Error('timeout') }).catch(() => process.stdout.write('t'));`;
     const t0 = performance.now();
