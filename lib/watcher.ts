@@ -315,7 +315,13 @@ export class FdWaitQueue {
       this.#polled = new PolledFd(this.#fd, (err, status) => this.#onReady(err, status), this.#syncFile);
       if (this.#owner instanceof FdResource) this.#owner[kInWaitSet]();
     }
-    this.#polled.arm(this.#refCount > 0);
+    try {
+      this.#polled.arm(this.#refCount > 0);
+    } catch (err) {
+      // epoll_ctl refused the fd (EPERM: not pollable; ENOSPC: max_user_watches): this wait
+      // rejects with that error and leaves nothing behind (its timer, its root of the owner).
+      this.#settle(w, err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   /** Removes one waiter and settles it: with `err`, or resolved when err is undefined. */

@@ -4,11 +4,11 @@
 // sync_files are waited on in test/vm.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortError, ClosedError, FdLostError, TimeoutError, inspect } from 'explicit-sync';
+import { AbortError, ClosedError, ExplicitSyncError, FdLostError, TimeoutError, inspect } from 'explicit-sync';
 import { native } from '../../dist/native.js';
 import { FdWaitQueue } from '../../dist/watcher.js';
 import { FD_WAIT_SET, fdWaitSetFd } from '../../dist/fd-poller.js';
@@ -300,6 +300,33 @@ describe('fd waits and the GC backstop', () => {
     } finally {
       FinalizationRegistry.prototype.register = register;
       for (const f of fences) f.close();
+    }
+  });
+
+  it('a wait epoll_ctl refuses (a regular file: EPERM) rejects with its errno and leaves nothing pending', async () => {
+    const register = FinalizationRegistry.prototype.register;
+    let registered = 0;
+    FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...args: Parameters<typeof register>) {
+      registered++;
+      return register.apply(this, args);
+    };
+    const path = join(dir, 'regular');
+    writeFileSync(path, 'x');
+    const owner = new Owned(openSync(path, 'r'));
+    try {
+      const q = new FdWaitQueue(owner.fd, () => false, owner);
+      const e = await shouldReject(
+        q.wait({ timeoutMs: 10_000, signal: undefined, ref: true, onTimeout: () => new TimeoutError('poll') }),
+        ExplicitSyncError,
+      );
+      expect([e.code, e.syscall]).to.deep.equal(['EPERM', 'epoll_ctl']);
+      expect(q.pending).to.equal(0);
+      await sleep(5);
+      expect(registered, 'the owner, no longer rooted, registered at the end of its tick').to.equal(1);
+      q.close();
+    } finally {
+      FinalizationRegistry.prototype.register = register;
+      owner.close();
     }
   });
 
