@@ -35,17 +35,12 @@ import { applyLabel, labelled } from './trace/labels';
 export const kAdopt: unique symbol = Symbol('explicit-sync.adopt');
 
 /**
- * @internal Key of the method that marks an FdResource's fd as put in the thread's epoll set
- * (lib/fd-poller.ts, by a wait on it): its close then takes it out of the set first (see release()).
+ * @internal Key of the method that says a wait on an FdResource's fd is pending (`true`: the fd
+ * goes in the thread's epoll set, lib/fd-poller.ts, whose table roots the object) or no longer is
+ * (`false`, after settling the last one). Its close then takes the fd out of the set first (see
+ * release()), and meanwhile the GC backstop's registration waits (see leaks.ts LeakBackstop).
  */
-export const kInWaitSet: unique symbol = Symbol('explicit-sync.inWaitSet');
-
-/**
- * @internal Key of the method that says the library roots an FdResource (`true`: a wait on its fd
- * is pending, the epoll set's table holds it) or no longer does (`false`, after settling the
- * wait): meanwhile the GC backstop's registration waits (see leaks.ts LeakBackstop).
- */
-export const kRooted: unique symbol = Symbol('explicit-sync.rooted');
+export const kWaiting: unique symbol = Symbol('explicit-sync.waiting');
 
 /** What an FdResource owns; also the GC backstop's record (it must not reference the object). */
 interface Held extends BackstopRecord {
@@ -77,7 +72,7 @@ const NOT_OPEN = 1;
  */
 function release(held: Held): FdLostError | undefined {
   countFd(held.kind, -1);
-  const outcome = held.inWaitSet === true ? native.closeOwned(held.fd, held.token, fdWaitSetFd()) : native.closeOwned(held.fd, held.token);
+  const outcome = native.closeOwned(held.fd, held.token, held.inWaitSet === true ? fdWaitSetFd() : -1);
   if (outcome === CLOSED) return undefined;
   const createdAt = held.site !== undefined ? ` It was created at:${formatSite(held.site)}` : '';
   return new FdLostError(labelled(held.what, held.label), held.fd, outcome !== NOT_OPEN, createdAt);
@@ -143,15 +138,14 @@ export abstract class FdResource implements Disposable {
     return this;
   }
 
-  /** @internal See {@link kInWaitSet}. */
-  [kInWaitSet](): void {
-    this.#held.inWaitSet = true;
-  }
-
-  /** @internal See {@link kRooted}. */
-  [kRooted](rooted: boolean): void {
-    if (rooted) leaks.root(this.#held);
-    else leaks.unroot(this, this.#held);
+  /** @internal See {@link kWaiting}. */
+  [kWaiting](waiting: boolean): void {
+    if (waiting) {
+      this.#held.inWaitSet = true;
+      leaks.root(this.#held);
+    } else {
+      leaks.unroot(this, this.#held);
+    }
   }
 
   /** The fd this object owns, or -1 once closed. Do not close it yourself: call close(). */

@@ -13,7 +13,7 @@
 import { AbortError, ClosedError } from './errors';
 import { monotonicNow, toDeadline } from './clock';
 import { PolledFd } from './fd-poller';
-import { FdResource, kInWaitSet, kRooted } from './resource';
+import { FdResource, kWaiting } from './resource';
 import {
   I64_MAX,
   InvalidArgTypeError,
@@ -221,7 +221,7 @@ export function abortError(signal: AbortSignal): AbortError {
  * this queue and, through `owner`, the object that owns the fd, so the owner cannot be
  * garbage-collected mid-wait; idle, nothing of the set references it (the fd stays in the kernel's
  * set, disabled, until the owner or the GC backstop closes the fd). An owner that is an FdResource
- * is told at the first wait, so that its close (or its backstop's) takes the fd out of the set
+ * is told when waits start and end, so that its close (or its backstop's) takes the fd out of the set
  * before closing it (see resource.ts release()); any other owner's closing removes the entry only
  * when no other fd holds the file.
  */
@@ -232,6 +232,8 @@ export class FdWaitQueue {
   readonly #syncFile: boolean;
   /** Held to keep the fd's owner alive while the epoll set's table roots this queue. */
   readonly #owner: object | undefined;
+  /** The owner, when it is an FdResource: told when waits start and end (see resource.ts kWaiting). */
+  readonly #resource: FdResource | undefined;
   readonly #waiters = new Set<Waiter>();
   /** The fd's place in the thread's epoll set (lib/fd-poller.ts), from the first wait on. */
   #polled: PolledFd | null = null;
@@ -243,6 +245,7 @@ export class FdWaitQueue {
     this.#check = check;
     this.#syncFile = syncFile;
     this.#owner = owner;
+    this.#resource = owner instanceof FdResource ? owner : undefined;
   }
 
   /** The object that owns the fd, if one was given. */
@@ -306,15 +309,12 @@ export class FdWaitQueue {
   }
 
   #add(w: Waiter): void {
-    // Rooted by the epoll set's table from now until the last wait settles: an FdResource owner's
-    // GC backstop registration waits meanwhile (leaks.ts).
-    if (this.#waiters.size === 0 && this.#owner instanceof FdResource) this.#owner[kRooted](true);
+    // Rooted by the epoll set's table from now until the last wait settles: an FdResource owner is
+    // told (its close takes the fd out of the set; its GC backstop registration waits meanwhile).
+    if (this.#waiters.size === 0) this.#resource?.[kWaiting](true);
     this.#waiters.add(w);
     if (w.ref) this.#refCount++;
-    if (this.#polled === null) {
-      this.#polled = new PolledFd(this.#fd, (err, status) => this.#onReady(err, status), this.#syncFile);
-      if (this.#owner instanceof FdResource) this.#owner[kInWaitSet]();
-    }
+    this.#polled ??= new PolledFd(this.#fd, (err, status) => this.#onReady(err, status), this.#syncFile);
     try {
       this.#polled.arm(this.#refCount > 0);
     } catch (err) {
@@ -335,7 +335,7 @@ export class FdWaitQueue {
     else if (this.#refCount === 0) this.#polled?.setRef(false);
     if (err === undefined) w.resolve();
     else w.reject(err);
-    if (idle && this.#owner instanceof FdResource) this.#owner[kRooted](false); // after: see LeakBackstop.unroot
+    if (idle) this.#resource?.[kWaiting](false); // after: see LeakBackstop.unroot
   }
 
   #onReady(err: Error | undefined, status: number): void {

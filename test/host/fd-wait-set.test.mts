@@ -43,9 +43,11 @@ interface Fence {
   signal(): void;
   close(): void;
 }
-function fifoFence(): Fence {
+/** With `owned`, an {@link Owned} FdResource owns the FIFO's fd, as a SyncFile owns its sync_file's. */
+function fifoFence({ owned = false } = {}): Fence {
   const fd = openFifoIn(dir);
-  const queue = new FdWaitQueue(fd, () => native.pollIn(fd, 0));
+  const owner = owned ? new Owned(fd) : undefined;
+  const queue = new FdWaitQueue(fd, () => native.pollIn(fd, 0), owner);
   return {
     fd,
     wait: (opts = {}) =>
@@ -53,8 +55,25 @@ function fifoFence(): Fence {
     signal: () => void writeSync(fd, 'x'),
     close: () => {
       queue.close();
-      closeSync(fd);
+      if (owner !== undefined) owner.close();
+      else closeSync(fd);
     },
+  };
+}
+
+/** Counts FinalizationRegistry registrations (the GC backstop's) until restore(). */
+function countRegistrations(): { readonly count: number; restore(): void } {
+  const register = FinalizationRegistry.prototype.register;
+  let count = 0;
+  FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...args: Parameters<typeof register>) {
+    count++;
+    return register.apply(this, args);
+  };
+  return {
+    get count() {
+      return count;
+    },
+    restore: () => void (FinalizationRegistry.prototype.register = register),
   };
 }
 
@@ -254,62 +273,36 @@ describe('fd waits: one epoll set per thread', () => {
 });
 
 describe('fd waits and the GC backstop', () => {
-  /** An Owned stand-in fence, waited on as SyncFile#wait() does (its owner rooted while waited on). */
-  function ownedFence(): { owner: Owned; wait(): Promise<void>; signal(): void; close(): void } {
-    const fd = openFifoIn(dir);
-    const owner = new Owned(fd);
-    const queue = new FdWaitQueue(fd, () => native.pollIn(fd, 0), owner);
-    return {
-      owner,
-      wait: () => queue.wait({ timeoutMs: undefined, signal: undefined, ref: true, onTimeout: () => new TimeoutError('poll') }),
-      signal: () => void writeSync(fd, 'x'),
-      close: () => {
-        queue.close();
-        owner.close();
-      },
-    };
-  }
-
   it('an owner waited on is registered only after the wait settles: closed then, it never reaches the registry', async () => {
-    const register = FinalizationRegistry.prototype.register;
-    let registered = 0;
-    FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...args: Parameters<typeof register>) {
-      registered++;
-      return register.apply(this, args);
-    };
-    const fences: ReturnType<typeof ownedFence>[] = [];
+    const registered = countRegistrations();
+    const fences: Fence[] = [];
     try {
-      const a = ownedFence();
+      const a = fifoFence({ owned: true });
       fences.push(a);
       const p = a.wait();
       await sleep(5); // the end of the tick that made it: its registration was due, and deferred
-      expect(registered, 'while its wait is pending').to.equal(0);
+      expect(registered.count, 'while its wait is pending').to.equal(0);
       a.signal();
       await p;
       a.close();
-      const b = ownedFence();
+      const b = fifoFence({ owned: true });
       fences.push(b);
       const q = b.wait();
       await sleep(5);
       b.signal();
       await q;
       await sleep(5);
-      expect(registered, 'a, closed when its wait resolved, never; b, kept open, not yet').to.equal(0);
+      expect(registered.count, 'a, closed when its wait resolved, never; b, kept open, not yet').to.equal(0);
       await sleep(150);
-      expect(registered, 'b, within 100 ms of its wait').to.equal(1);
+      expect(registered.count, 'b, within 100 ms of its wait').to.equal(1);
     } finally {
-      FinalizationRegistry.prototype.register = register;
+      registered.restore();
       for (const f of fences) f.close();
     }
   });
 
   it('a wait epoll_ctl refuses (a regular file: EPERM) rejects with its errno and leaves nothing pending', async () => {
-    const register = FinalizationRegistry.prototype.register;
-    let registered = 0;
-    FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...args: Parameters<typeof register>) {
-      registered++;
-      return register.apply(this, args);
-    };
+    const registered = countRegistrations();
     const path = join(dir, 'regular');
     writeFileSync(path, 'x');
     const owner = new Owned(openSync(path, 'r'));
@@ -322,10 +315,10 @@ describe('fd waits and the GC backstop', () => {
       expect([e.code, e.syscall]).to.deep.equal(['EPERM', 'epoll_ctl']);
       expect(q.pending).to.equal(0);
       await sleep(5);
-      expect(registered, 'the owner, no longer rooted, registered at the end of its tick').to.equal(1);
+      expect(registered.count, 'the owner, no longer rooted, registered at the end of its tick').to.equal(1);
       q.close();
     } finally {
-      FinalizationRegistry.prototype.register = register;
+      registered.restore();
       owner.close();
     }
   });
